@@ -1,0 +1,303 @@
+"""The ``aimusic`` command line (Typer). Heavy imports (Prefect, Streamlit, models) happen inside commands."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows.config import PROJECT_ROOT, ConfigError, resolve_db
+
+app = typer.Typer(
+    help="aimusic-monitor: collect, score and chart the public debate about AI-generated music.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+DbOpt = Annotated[
+    Path | None, typer.Option("--db", help="DuckDB file (default: $AIMUSIC_DB, else data/aimusic.duckdb)")
+]
+TopicsOpt = Annotated[Path | None, typer.Option("--topics", help="topics file (default: data/topics.toml)")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="sentiment model name, e.g. vader (default: best that loads here)")
+]
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "urllib3", "prawcore", "filelock", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _prefect_env() -> None:
+    """Settings Prefect needs here: no telemetry (no network), no empty API URL (it breaks the events worker)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
+    if os.environ.get("PREFECT_API_URL", None) == "":
+        del os.environ["PREFECT_API_URL"]
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from flows.store import StoreError
+    from flows.topics import TopicsError
+    from sentiment import ScorerError
+
+    return (ConfigError, TopicsError, StoreError, ScorerError, KeyError, FileNotFoundError)
+
+
+def _print_summary(result: dict) -> None:
+    table = Table(title=f"run {result['run_id'][:8]} -> {result['db']} (model {result['model']})")
+    for col in ("source", "status", "fetched", "new", "updated", "irrelevant", "skipped", "scored", "note"):
+        table.add_column(col, justify="right" if col not in ("source", "status", "note") else "left")
+    for row in result["summaries"]:
+        table.add_row(
+            row["source"], row["status"], *(str(row[c]) for c in ("fetched", "new", "updated", "irrelevant",
+                                                                   "skipped", "scored")), row.get("error") or ""
+        )
+    out.print(table)
+    if result["demo_fallback"]:
+        out.print("[yellow]No real source could run, so the demo source filled a separate demo database "
+                  "with synthetic posts. Add credentials to .env or allow network access for real data.[/]")
+
+
+def _run(sources: str | None, db: Path | None, model: str | None, topics: Path | None) -> dict:
+    _prefect_env()
+    from flows.monitor import monitor_flow
+
+    return monitor_flow(
+        sources=_csv(sources), db=str(db) if db else None, model=model, topics_path=str(topics) if topics else None
+    )
+
+
+@app.command()
+def run(
+    sources: Annotated[str | None, typer.Option(help="comma-separated sources (default: all enabled)")] = None,
+    db: DbOpt = None,
+    model: ModelOpt = None,
+    topics: TopicsOpt = None,
+) -> None:
+    """One monitoring pass: collect, keep relevant posts, store, score, record the run."""
+    _setup_logging()
+    try:
+        result = _run(sources, db, model, topics)
+    except _expected_errors() as exc:
+        _fail(str(exc).strip("'\""))
+    _print_summary(result)
+    if any(r["status"] == "failed" for r in result["summaries"]):
+        raise typer.Exit(1)
+
+
+@app.command()
+def start(
+    db: DbOpt = None,
+    host: Annotated[str, typer.Option(help="address the dashboard binds to")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="dashboard port")] = 8501,
+    dashboard_only: Annotated[bool, typer.Option("--dashboard-only", help="skip the monitoring pass")] = False,
+) -> None:
+    """The quickstart: a monitoring pass with every source that can run (demo if none), then the dashboard."""
+    _setup_logging()
+    target = db
+    if not dashboard_only:
+        try:
+            result = _run(None, db, None, None)
+        except _expected_errors() as exc:
+            _fail(str(exc).strip("'\""))
+        _print_summary(result)
+        target = Path(result["db"])
+    dashboard(db=target or resolve_db(None), host=host, port=port)
+
+
+@app.command()
+def demo(
+    posts: Annotated[int, typer.Option(help="number of synthetic posts")] = 6000,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same posts)")] = 42,
+    days: Annotated[int, typer.Option(help="days covered, ending at --end")] = 180,
+    end: Annotated[str, typer.Option(help="last day (YYYY-MM-DD)")] = "2026-02-28",
+    db: DbOpt = None,
+    model: ModelOpt = None,
+    score: Annotated[bool, typer.Option(help="score the posts after writing them")] = True,
+    topics: TopicsOpt = None,
+) -> None:
+    """Write synthetic, clearly labelled posts (default into data/demo.duckdb): try the tool, or benchmark it."""
+    _setup_logging()
+    from rich.progress import Progress
+
+    from flows.relevance import RelevanceFilter
+    from flows.sources.demo import event_dates, generate_table
+    from flows.store import Store
+    from flows.topics import load_topics
+
+    try:
+        topic_cfg = load_topics(topics)
+        target = resolve_db(db, demo=True)
+        store = Store(target)
+        store.set_meta("contains_demo", "true")
+        relevance = RelevanceFilter(topic_cfg)
+        events = event_dates(topic_cfg)
+        end_day = date.fromisoformat(end)
+    except (*_expected_errors(), ValueError) as exc:
+        _fail(str(exc))
+    chunk = 100_000
+    new = updated = dropped = 0
+    started = time.perf_counter()
+    with Progress(console=console) as bar:
+        task = bar.add_task("demo posts", total=posts)
+        table = generate_table(posts, seed=seed, end=end_day, days=days, events=events)
+        for offset in range(0, posts, chunk):
+            part, gone = relevance.filter_table(table.slice(offset, chunk))
+            result = store.upsert_posts(part)
+            new, updated, dropped = new + result.new, updated + result.updated, dropped + gone
+            bar.advance(task, min(chunk, posts - offset))
+    out.print(f"{posts} demo posts in {target}: {new} new, {updated} updated, {dropped} off-topic dropped "
+              f"({time.perf_counter() - started:.1f}s)")
+    if score:
+        _score(target, model)
+
+
+def _score(target: Path, model: str | None, limit: int | None = None) -> None:
+    from rich.progress import Progress
+
+    from flows.pipeline import score_posts
+    from flows.store import Store
+    from sentiment import load_default, load_scorer
+
+    try:
+        scorer = load_scorer(model) if model else load_default()
+        store = Store(target)
+        pending = store.count_unscored(scorer.model_id)
+    except _expected_errors() as exc:
+        _fail(str(exc))
+    if limit is not None:
+        pending = min(pending, limit)
+    started = time.perf_counter()
+    with Progress(console=console) as bar:
+        task = bar.add_task(f"scoring with {scorer.model_id}", total=pending)
+        counts = score_posts(store, scorer, limit=limit, progress=lambda n: bar.advance(task, n))
+    total = sum(counts.values())
+    elapsed = time.perf_counter() - started
+    out.print(f"scored {total} posts with {scorer.model_id} in {elapsed:.1f}s ({total / max(elapsed, 1e-9):,.0f}/s)")
+
+
+@app.command()
+def score(
+    db: DbOpt = None,
+    model: ModelOpt = None,
+    limit: Annotated[int | None, typer.Option(help="score at most this many posts")] = None,
+) -> None:
+    """Score posts that lack a score from the chosen model (resumable: interrupted work is picked up)."""
+    _setup_logging()
+    _score(resolve_db(db), model, limit)
+
+
+@app.command()
+def dashboard(
+    db: DbOpt = None,
+    host: Annotated[str, typer.Option(help="address to bind; keep 127.0.0.1 unless behind a proxy")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8501,
+) -> None:
+    """Start the Streamlit dashboard (app.py) on the database."""
+    target = resolve_db(db)
+    env = {**os.environ, "AIMUSIC_DB": str(target)}
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
+        "--server.headless", "true", "--server.address", host, "--server.port", str(port),
+        "--browser.gatherUsageStats", "false",
+    ]
+    out.print(f"dashboard on http://{host}:{port} reading {target} (Ctrl-C to stop)")
+    try:
+        raise typer.Exit(subprocess.call(cmd, env=env))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@app.command()
+def export(
+    what: Annotated[str, typer.Argument(help="posts or daily")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    output: Annotated[Path | None, typer.Option("--out", help="file to write (default: data/exports/...)")] = None,
+    since: Annotated[str | None, typer.Option(help="first day, YYYY-MM-DD (UTC)")] = None,
+    until: Annotated[str | None, typer.Option(help="last day, YYYY-MM-DD (UTC), inclusive")] = None,
+    sources: Annotated[str | None, typer.Option(help="comma-separated sources")] = None,
+    model: ModelOpt = None,
+    raw: Annotated[bool, typer.Option(help="CSV without the spreadsheet formula guard")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Export posts (with their scores) or daily aggregates to CSV or Parquet, written by DuckDB's COPY."""
+    from flows.config import EXPORTS_DIR
+    from flows.queries import Filters
+    from flows.queries import export as do_export
+    from flows.store import Store
+
+    try:
+        filters = Filters(
+            start=date.fromisoformat(since) if since else None,
+            end=date.fromisoformat(until) if until else None,
+            sources=tuple(_csv(sources) or ()),
+            model=model,
+        )
+        target = output or EXPORTS_DIR / f"{what}.{fmt}"
+        rows = do_export(Store(resolve_db(db), read_only=True), what, target, filters=filters, fmt=fmt, raw=raw)
+    except (*_expected_errors(), ValueError) as exc:
+        _fail(str(exc))
+    out.print(f"wrote {rows} rows to {target}")
+
+
+@app.command()
+def status(db: DbOpt = None) -> None:
+    """Last run per source, row counts and database size."""
+    from flows.store import Store
+
+    target = resolve_db(db)
+    try:
+        store = Store(target, read_only=True)
+        runs = store.query(
+            """SELECT source, status, started_at, finished_at, fetched, new, updated, irrelevant, skipped, scored,
+                      coalesce(error, '') AS note
+               FROM runs QUALIFY row_number() OVER (PARTITION BY source ORDER BY started_at DESC) = 1
+               ORDER BY source"""
+        )
+        counts = {t: store.count(t) for t in ("posts", "scores", "runs", "cursors", "events")}
+        models = store.query("SELECT model, count(*) AS n FROM scores GROUP BY model ORDER BY n DESC")
+    except _expected_errors() as exc:
+        _fail(str(exc))
+    size = target.stat().st_size + (target.with_name(target.name + ".wal").stat().st_size
+                                    if target.with_name(target.name + ".wal").exists() else 0)
+    out.print(f"database {target} ({size / 1e6:.1f} MB)")
+    out.print("rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    if not models.empty:
+        out.print("scores by model: " + ", ".join(f"{m} {n:,}" for m, n in models.itertuples(index=False)))
+    table = Table(title="last run per source")
+    for col in runs.columns:
+        table.add_column(col)
+    for row in runs.itertuples(index=False):
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
