@@ -76,7 +76,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
 ]
-SCHEMA_VERSION = MIGRATIONS[-1][0]
+# Version numbers are reserved per feature: 1 spine, 2 sentiment engine, 3 alerts/operations,
+# 4 debate signals, 5 sources/backfill, 6 dashboard. They are applied in version order.
+SCHEMA_VERSION = max(v for v, _, _ in MIGRATIONS)
 
 _UPDATABLE = [c for c in POST_COLUMNS if c not in ("source", "post_id")]
 _CHANGED = " OR ".join(
@@ -364,7 +366,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
              version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"""
     )
     done = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
-    for version, name, statements in MIGRATIONS:
+    for version, name, statements in sorted(MIGRATIONS, key=lambda m: m[0]):
         if version in done:
             continue
         con.execute("BEGIN")
@@ -378,6 +380,6 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
             raise
         log.info("database migrated to schema version %s (%s)", version, name)
     newest = max(done | {v for v, _, _ in MIGRATIONS})
-    if newest > SCHEMA_VERSION:
+    if newest > max(v for v, _, _ in MIGRATIONS):
         raise StoreError(f"database schema version {newest} is newer than this aimusic ({SCHEMA_VERSION}): upgrade")
     return newest
