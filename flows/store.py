@@ -234,28 +234,23 @@ class Store:
             _set_cursors(con, cursors)
 
     # -- scores -------------------------------------------------------------------------------------------
-    def unscored(self, model: str, limit: int, *, lang: str | None = None) -> pa.Table:
-        """Up to ``limit`` posts without a current score from ``model`` (missing, or scored on older text)."""
+    # "No current score": no row from this model, or one computed on older text. Written as NOT EXISTS:
+    # DuckDB 2.0.1 ignores LIMIT on the equivalent LEFT JOIN ... IS NULL form.
+    _UNSCORED = """FROM posts p WHERE NOT EXISTS (
+                     SELECT 1 FROM scores s WHERE s.source = p.source AND s.post_id = p.post_id
+                       AND s.model = ? AND s.text_md5 = p.text_md5)"""
+
+    def unscored(self, model: str, limit: int) -> pa.Table:
+        """Up to ``limit`` posts without a current score from ``model``."""
         with self.connect() as con:
             return con.sql(
-                """SELECT p.source, p.post_id, p.title, p.text, p.lang, p.text_md5
-                   FROM posts p LEFT JOIN scores s
-                     ON s.source = p.source AND s.post_id = p.post_id AND s.model = ?
-                   WHERE s.post_id IS NULL OR s.text_md5 <> p.text_md5
-                   LIMIT ?""",
+                f"SELECT p.source, p.post_id, p.title, p.text, p.lang, p.text_md5 {self._UNSCORED} LIMIT ?",
                 params=[model, limit],
             ).to_arrow_table()
 
     def count_unscored(self, model: str) -> int:
         with self.connect() as con:
-            return int(
-                con.execute(
-                    """SELECT count(*) FROM posts p LEFT JOIN scores s
-                         ON s.source = p.source AND s.post_id = p.post_id AND s.model = ?
-                       WHERE s.post_id IS NULL OR s.text_md5 <> p.text_md5""",
-                    [model],
-                ).fetchone()[0]
-            )
+            return int(con.execute(f"SELECT count(*) {self._UNSCORED}", [model]).fetchone()[0])
 
     def upsert_scores(self, scores: pa.Table) -> int:
         """Write scores (columns: source, post_id, model, label, negative, neutral, positive, status,

@@ -33,6 +33,12 @@ class Relevance(BaseModel):
     context_terms: list[str] = Field(default_factory=list)
     exclude_terms: list[str] = Field(default_factory=list)
     on_topic_communities: list[str] = Field(default_factory=list)
+    # debate signals (issue 9): generic AI phrases that count only with a music word, words that signal
+    # another sense of an ambiguous name, and communities where ambiguous names are never about AI music
+    music_only_terms: list[str] = Field(default_factory=list)
+    music_context_terms: list[str] = Field(default_factory=list)
+    off_context_terms: list[str] = Field(default_factory=list)
+    off_topic_communities: list[str] = Field(default_factory=list)
 
 
 class Entity(BaseModel):
@@ -40,6 +46,15 @@ class Entity(BaseModel):
     name: str = Field(min_length=1)
     kind: str = "other"
     aliases: list[str] = Field(default_factory=list)
+
+
+class Argument(BaseModel):
+    """One recurring argument of the debate: matched by keywords and by similarity to its description."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    keywords: list[str] = Field(default_factory=list)
 
 
 class Event(BaseModel):
@@ -54,6 +69,7 @@ class Topics(BaseModel):
     tracking: Tracking
     relevance: Relevance = Field(default_factory=Relevance)
     entities: list[Entity] = Field(default_factory=list)
+    arguments: list[Argument] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
     path: Path | None = Field(default=None, exclude=True)
@@ -66,10 +82,20 @@ class Topics(BaseModel):
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
-def _line_of(text: str, key: str) -> int | None:
-    pattern = re.compile(rf"^\s*(\[+\s*)?[\w.\"]*\b{re.escape(key)}\b", re.MULTILINE)
-    match = pattern.search(text)
-    return text.count("\n", 0, match.start()) + 1 if match else None
+def _line_of(text: str, loc: list[str]) -> int | None:
+    """Best-effort line of a key path such as ``events.3.date`` or ``sources.demo.posts``."""
+    pos, found = 0, None
+    for i, part in enumerate(loc):
+        if part.isdigit():
+            continue
+        nth = int(loc[i + 1]) if i + 1 < len(loc) and loc[i + 1].isdigit() else 0
+        pattern = re.compile(rf"^\s*(?:\[+\s*[\w.\"-]*\b{re.escape(part)}\b|\"?{re.escape(part)}\"?\s*=)", re.MULTILINE)
+        matches = list(pattern.finditer(text, pos))
+        if len(matches) <= nth:
+            break
+        found = matches[nth]
+        pos = found.end()
+    return text.count("\n", 0, found.start()) + 1 if found else None
 
 
 def _describe(exc: ValidationError, text: str, path: Path, prefix: tuple[str, ...] = ()) -> str:
@@ -77,8 +103,7 @@ def _describe(exc: ValidationError, text: str, path: Path, prefix: tuple[str, ..
     for err in exc.errors():
         loc = [*prefix, *(str(p) for p in err["loc"])]
         key = ".".join(loc)
-        named = [p for p in loc if not p.isdigit()]
-        line = _line_of(text, named[-1]) if named else None
+        line = _line_of(text, loc)
         where = f"{path}:{line}" if line else str(path)
         got = err.get("input")
         shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"

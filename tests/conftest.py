@@ -87,3 +87,12 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("flows.config.PROJECT_ENV_FILE", tmp_path / ".env")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A temporary Prefect API for flow tests (started once per session, ~8 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
