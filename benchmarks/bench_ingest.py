@@ -57,8 +57,10 @@ def main() -> None:
         cols = ", ".join(POST_COLUMNS)
         marks = ", ".join("?" for _ in POST_COLUMNS)
         sets = ", ".join(f"{c} = excluded.{c}" for c in POST_COLUMNS if c not in ("source", "post_id"))
-        sql = (f"INSERT INTO posts ({cols}, text_md5, first_seen_at, updated_at) VALUES ({marks}, md5(?), now(), now()) "
-               f"ON CONFLICT (source, post_id) DO UPDATE SET {sets}")
+        sql = (
+            f"INSERT INTO posts ({cols}, text_md5, first_seen_at, updated_at) "
+            f"VALUES ({marks}, md5(?), now(), now()) ON CONFLICT (source, post_id) DO UPDATE SET {sets}"
+        )
         values = [[row[c] for c in POST_COLUMNS] + [row["text"]] for row in sample]
 
         def executemany() -> str:

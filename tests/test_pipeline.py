@@ -16,8 +16,8 @@ def post(i, text="AI music rules"):
 class Pages(Source):
     name = "fake"
 
-    def __init__(self, pages, fail_after=None, error=RuntimeError("boom")):
-        self.pages, self.fail_after, self.error = pages, fail_after, error
+    def __init__(self, pages, fail_after=None, error=None):
+        self.pages, self.fail_after, self.error = pages, fail_after, error or RuntimeError("boom")
 
     def collect(self, ctx: CollectContext) -> Iterator[Batch]:
         for n, page in enumerate(self.pages):

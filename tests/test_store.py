@@ -16,7 +16,8 @@ T0 = datetime(2025, 11, 11, 12, tzinfo=UTC)
 
 def posts(n, *, start=0, text="AI music is {i}", fetched=T0, **kw):
     return posts_to_arrow(
-        Post(source="x", post_id=str(i), created_at=T0 + timedelta(hours=i), text=text.format(i=i), fetched_at=fetched, **kw)
+        Post(source="x", post_id=str(i), created_at=T0 + timedelta(hours=i), text=text.format(i=i),
+             fetched_at=fetched, **kw)
         for i in range(start, start + n)
     )
 
@@ -151,7 +152,8 @@ def test_foreign_file_and_missing_db_are_clear_errors(tmp_path):
 
 def test_export_posts_csv_round_trips_with_filters(store, tmp_path):
     store.upsert_posts(posts(48))
-    store.upsert_posts(posts_to_arrow([Post(source="reddit", post_id="r1", created_at=T0, text="=HYPERLINK(\"x\") AI music")]))
+    formula = Post(source="reddit", post_id="r1", created_at=T0, text='=HYPERLINK("x") AI music')
+    store.upsert_posts(posts_to_arrow([formula]))
     out = tmp_path / "posts.csv"
     n = export(store, "posts", out, filters=Filters(sources=("x",), start=date(2025, 11, 12)))
     df = pd.read_csv(out)

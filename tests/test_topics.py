@@ -62,14 +62,14 @@ def test_line_of_a_later_array_item(tmp_path):
 
 
 def test_unknown_key_is_reported(tmp_path):
-    with pytest.raises(TopicsError, match="tracking.termz"):
+    with pytest.raises(TopicsError, match=r"tracking\.termz"):
         load_topics(write(tmp_path, GOOD.replace("terms =", "termz =")))
 
 
 def test_missing_file_and_empty_terms(tmp_path):
     with pytest.raises(TopicsError, match="not found"):
         load_topics(tmp_path / "nope.toml")
-    with pytest.raises(TopicsError, match="tracking.terms"):
+    with pytest.raises(TopicsError, match=r"tracking\.terms"):
         load_topics(write(tmp_path, "[tracking]\nterms = []\n"))
 
 
