@@ -245,6 +245,7 @@ def export(
 ) -> None:
     """Export posts (with their scores) or daily aggregates to CSV or Parquet, written by DuckDB's COPY."""
     from flows.config import EXPORTS_DIR
+    from flows.privacy import record_export
     from flows.queries import Filters
     from flows.queries import export as do_export
     from flows.store import Store
@@ -258,7 +259,10 @@ def export(
         )
         target = output or EXPORTS_DIR / f"{what}.{fmt}"
         rows = do_export(Store(resolve_db(db), read_only=True), what, target, filters=filters, fmt=fmt, raw=raw)
-    except (*_expected_errors(), ValueError) as exc:
+        # the exports index lets `aimusic forget` find and clean files that hold a removed post
+        record_export(Store(resolve_db(db)), target, what, fmt, rows,
+                      {"since": since, "until": until, "sources": sources, "model": model, "raw": raw})
+    except (*_expected_errors(), ValueError, OSError) as exc:
         _fail(str(exc))
     out.print(f"wrote {rows} rows to {target}")
 
@@ -293,6 +297,44 @@ def status(db: DbOpt = None) -> None:
     for row in runs.itertuples(index=False):
         table.add_row(*("" if v is None else str(v) for v in row))
     out.print(table)
+
+
+@app.command()
+def forget(
+    author: Annotated[str | None, typer.Option(help="remove every post of this author handle")] = None,
+    post: Annotated[str | None, typer.Option(help="remove one post, given as SOURCE:POST_ID")] = None,
+    source: Annotated[str | None, typer.Option(help="with --author: only on this source")] = None,
+    keep_exports: Annotated[bool, typer.Option(help="do not rewrite export files that contain the data")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Takedown request: delete an author's or a post's data everywhere (posts, scores, signals, indexed
+    export files) and keep it from being collected or imported again."""
+    from flows.config import get_settings
+    from flows.privacy import forget as do_forget
+    from flows.store import Store
+
+    if (author is None) == (post is None):
+        _fail("give exactly one of --author NAME or --post SOURCE:POST_ID")
+    key = None
+    parsed = None
+    if post is not None:
+        src, sep, pid = post.partition(":")
+        if not sep or not src or not pid:
+            _fail(f"--post must look like SOURCE:POST_ID (e.g. reddit:1abcde), got {post!r}")
+        parsed = (src, pid)
+    try:
+        secret = get_settings().pseudonymize_key
+        key = secret.get_secret_value() if secret else None
+        result = do_forget(Store(resolve_db(db)), author=author, post=parsed, source=source,
+                           pseudonymize_key=key, rewrite_exports=not keep_exports)
+    except _expected_errors() as exc:
+        _fail(str(exc))
+    removed = ", ".join(f"{t} {n}" for t, n in result.rows_by_table.items() if n) or "nothing stored"
+    out.print(f"removed: {removed}; future runs and imports will skip it")
+    for path in result.exports_rewritten:
+        out.print(f"rewrote export without it: {path}")
+    for path in result.exports_missing:
+        out.print(f"[yellow]indexed export no longer exists (check copies elsewhere): {path}[/]")
 
 
 def main() -> None:
