@@ -166,7 +166,11 @@ def demo(
         table = generate_table(posts, seed=seed, end=end_day, days=days, events=events)
         for offset in range(0, posts, chunk):
             part, gone = relevance.filter_table(table.slice(offset, chunk))
-            result = store.upsert_posts(part)
+            try:
+                result = store.upsert_posts(part)
+            except _expected_errors() as exc:
+                bar.stop()
+                _fail(f"{exc} ({new} demo posts were committed before this)")
             new, updated, dropped = new + result.new, updated + result.updated, dropped + gone
             bar.advance(task, min(chunk, posts - offset))
     out.print(f"{posts} demo posts in {target}: {new} new, {updated} updated, {dropped} off-topic dropped "
@@ -193,7 +197,11 @@ def _score(target: Path, model: str | None, limit: int | None = None) -> None:
     started = time.perf_counter()
     with Progress(console=console) as bar:
         task = bar.add_task(f"scoring with {scorer.model_id}", total=pending)
-        counts = score_posts(store, scorer, limit=limit, progress=lambda n: bar.advance(task, n))
+        try:
+            counts = score_posts(store, scorer, limit=limit, progress=lambda n: bar.advance(task, n))
+        except _expected_errors() as exc:
+            bar.stop()
+            _fail(f"{exc} (scores written so far are kept; run again to resume)")
     total = sum(counts.values())
     elapsed = time.perf_counter() - started
     out.print(f"scored {total} posts with {scorer.model_id} in {elapsed:.1f}s ({total / max(elapsed, 1e-9):,.0f}/s)")

@@ -48,12 +48,21 @@ class Settings(BaseSettings):
     reddit_username: str | None = Field(default=None, alias="REDDIT_USERNAME")
     reddit_password: SecretStr | None = Field(default=None, alias="REDDIT_PASSWORD")
 
+    # Personal data: when set, author handles are stored as keyed hashes (see flows/privacy.py)
+    pseudonymize_key: SecretStr | None = Field(default=None, alias="AIMUSIC_PSEUDONYMIZE_KEY")
+
     # X API v2 (tweepy)
     x_bearer_token: SecretStr | None = Field(default=None, alias="X_BEARER_TOKEN")
 
     # Bluesky (atproto): a handle and an app password (Settings > App passwords)
     bluesky_handle: str | None = Field(default=None, alias="BLUESKY_HANDLE")
     bluesky_app_password: SecretStr | None = Field(default=None, alias="BLUESKY_APP_PASSWORD")
+
+    # Operations (`aimusic serve`): where alerts go (webhook or Apprise URLs, comma-separated; they carry
+    # tokens, hence secret), which task runner scores posts, how long a run waits for another to finish.
+    alert_urls: SecretStr | None = Field(default=None, alias="AIMUSIC_ALERT_URLS")
+    task_runner: str = Field(default="threads", alias="AIMUSIC_TASK_RUNNER")
+    run_lock_wait: float = Field(default=600.0, ge=0, alias="AIMUSIC_RUN_LOCK_WAIT")
 
 
 def get_settings(**overrides: object) -> Settings:

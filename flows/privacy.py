@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from flows.store import Store
+from flows.store import Store, rollback
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def forget(
                 ).fetchall()
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
         exports = con.execute("SELECT path, format FROM exports WHERE kind = 'posts'").fetchall()
     result.posts = result.rows_by_table.get("posts", 0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import pyarrow as pa
@@ -43,18 +43,43 @@ def to_utc(value: Any) -> datetime:
     if isinstance(value, bool):
         raise ValueError("a boolean is not a timestamp")
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(float(value), tz=UTC)
+        return _from_epoch(float(value))
     if isinstance(value, str):
         raw = value.strip()
         if not raw:
             raise ValueError("empty timestamp")
         try:
-            return datetime.fromtimestamp(float(raw), tz=UTC)
+            number = float(raw)
         except ValueError:
-            pass
+            number = None
+        if number is not None:
+            return _from_epoch(number)
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     raise ValueError(f"cannot read a timestamp from {type(value).__name__}")
+
+
+def _from_epoch(seconds: float) -> datetime:
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise ValueError("a timestamp must be a finite number")
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"timestamp {seconds!r} is out of range") from None
+
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # before any platform we read existed: a placeholder, not a date
+FUTURE_SLACK = timedelta(days=2)  # clocks differ; more than this ahead is bad data
+
+
+def plausible_time(value: Any) -> datetime:
+    """:func:`to_utc`, refusing placeholder dates (epoch 0 and anything before 2000) and the far future."""
+    moment = to_utc(value)
+    if moment < EARLIEST:
+        raise ValueError(f"implausible timestamp {moment.isoformat()} (before 2000: a placeholder?)")
+    if moment > datetime.now(UTC) + FUTURE_SLACK:
+        raise ValueError(f"timestamp {moment.isoformat()} is in the future")
+    return moment
 
 
 def _id(value: Any) -> str:
@@ -77,7 +102,7 @@ def _opt_count(value: Any) -> int | None:
         return int(value)
     try:
         return int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -93,6 +118,7 @@ OptId = Annotated[str | None, BeforeValidator(_opt_id)]
 Count = Annotated[int | None, BeforeValidator(_opt_count)]
 OptText = Annotated[str | None, BeforeValidator(_opt_text)]
 UtcTime = Annotated[datetime, BeforeValidator(to_utc)]
+PlausibleTime = Annotated[datetime, BeforeValidator(plausible_time)]
 
 
 def utcnow() -> datetime:
@@ -109,7 +135,7 @@ class Post(BaseModel):
     kind: PostKind = "post"
     parent_id: OptId = None
     thread_id: OptId = None
-    created_at: UtcTime
+    created_at: PlausibleTime
     author: OptText = None
     title: OptText = None
     text: str = ""

@@ -76,15 +76,32 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
 ]
+MIGRATIONS.append(
+    (
+        7,
+        "privacy: takedown digests and the index of export files",
+        [
+            """CREATE TABLE takedowns (
+                kind VARCHAR NOT NULL, source VARCHAR NOT NULL, value_sha256 VARCHAR NOT NULL,
+                requested_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (kind, source, value_sha256))""",
+            """CREATE TABLE exports (
+                path VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, format VARCHAR NOT NULL, rows BIGINT,
+                filters VARCHAR, created_at TIMESTAMPTZ NOT NULL)""",
+        ],
+    )
+)
 # Version numbers are reserved per feature: 1 spine, 2 sentiment engine, 3 alerts/operations,
-# 4 debate signals, 5 sources/backfill, 6 dashboard. They are applied in version order.
+# 4 debate signals, 5 sources/backfill, 6 dashboard, 7 privacy. They are applied in version order.
 SCHEMA_VERSION = max(v for v, _, _ in MIGRATIONS)
 
 _UPDATABLE = [c for c in POST_COLUMNS if c not in ("source", "post_id")]
 _CHANGED = " OR ".join(
     f"p.{c} IS DISTINCT FROM i.{c}"
-    for c in ("text_md5", "title", "score", "replies", "reposts", "author", "url", "lang", "nsfw", "terms")
-)
+    for c in ("text_md5", "title", "score", "replies", "reposts", "author", "url", "nsfw", "terms")
+) + " OR (i.lang IS NOT NULL AND p.lang IS DISTINCT FROM i.lang)"
+# A post without a platform language tag gets a detected one (sentiment step, flows/languages.py): a re-fetch
+# without a tag keeps it while the text is unchanged, and clears it (to detect again) when the text changed.
+_LANG_SET = "lang = coalesce(i.lang, CASE WHEN p.text_md5 = i.text_md5 THEN p.lang END)"
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,19 @@ class UpsertResult:
 def _is_lock_error(exc: BaseException) -> bool:
     msg = str(exc).lower()
     return "lock" in msg and ("conflicting" in msg or "could not set" in msg)
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException:
+        pass
+
+
+def _is_disk_error(exc: BaseException) -> bool:
+    msg = str(exc).lower()
+    return any(s in msg for s in ("no space left", "file too large", "disk full", "could not write file"))
 
 
 def _now() -> datetime:
@@ -124,10 +154,24 @@ class Store:
     writers in other processes are waited for through DuckDB's file lock (see :meth:`connect`).
     """
 
-    def __init__(self, path: str | Path, *, read_only: bool = False, lock_wait: float = LOCK_WAIT_SECONDS):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        lock_wait: float = LOCK_WAIT_SECONDS,
+        pseudonymize_key: str | None = None,
+    ):
+        """``pseudonymize_key`` (default: ``AIMUSIC_PSEUDONYMIZE_KEY``) stores author handles as keyed hashes."""
         self.path = Path(path)
         self.read_only = read_only
         self.lock_wait = lock_wait
+        if pseudonymize_key is None:
+            from flows.config import get_settings
+
+            secret = get_settings().pseudonymize_key
+            pseudonymize_key = secret.get_secret_value() if secret else None
+        self._pseudonymize_key = pseudonymize_key
         if not read_only:
             self._prepare_file()
             with self.connect() as con:
@@ -151,7 +195,12 @@ class Store:
             raise StoreError(f"database {self.path} does not exist yet: run `aimusic run` or `aimusic demo`")
         guard = contextlib.nullcontext() if self.read_only else _write_lock(self.path)
         with guard, self._open() as con:
-            yield con
+            try:
+                yield con
+            except duckdb.Error as exc:  # disk full, file too large, permission lost mid-run
+                if isinstance(exc, duckdb.IOException) or _is_disk_error(exc):
+                    raise StoreError(self._explain(exc)) from exc
+                raise
 
     @contextlib.contextmanager
     def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -181,7 +230,12 @@ class Store:
                 f"database {self.path} is busy: another aimusic process holds it for writing and did not "
                 f"release it within {self.lock_wait:.0f}s. Wait for it to finish and retry."
             )
-        if "read-only" in low or "permission denied" in low or "readonly" in low:
+        if _is_disk_error(exc):
+            return (
+                f"cannot write {self.path}: the disk is full or a file size limit was hit ({msg.splitlines()[0]}). "
+                "Free some space (or pass --db on another disk) and run again: committed data is safe."
+            )
+        if "read-only" in low or "permission denied" in low or "readonly" in low or "read only" in low:
             return (
                 f"database {self.path} cannot be written ({msg.splitlines()[0]}). "
                 "Fix the file's permissions or pass --db."
@@ -205,6 +259,10 @@ class Store:
         if posts.num_rows == 0 and not cursors:
             return UpsertResult(0, 0, 0)
         incoming = posts.select(list(POST_COLUMNS)).cast(POST_SCHEMA)
+        if self._pseudonymize_key:
+            from flows.privacy import pseudonymize_table
+
+            incoming = pseudonymize_table(incoming, self._pseudonymize_key)
         with self.connect() as con:
             con.execute("BEGIN")
             try:
@@ -213,7 +271,7 @@ class Store:
                     _set_cursors(con, cursors)
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                rollback(con)
                 raise
         return result
 
@@ -319,6 +377,14 @@ def _upsert_posts(con: duckdb.DuckDBPyConnection, incoming: pa.Table) -> UpsertR
             "QUALIFY row_number() OVER (PARTITION BY source, post_id ORDER BY fetched_at DESC) = 1" if repeated else ""
         )
         con.execute(f"CREATE OR REPLACE TEMP TABLE _incoming AS SELECT *, md5(text) AS text_md5 FROM _batch {dedupe}")
+        if con.execute("SELECT count(*) FROM takedowns").fetchall()[0][0]:
+            # posts and authors under a takedown request are never stored again
+            con.execute(
+                """DELETE FROM _incoming i USING takedowns t
+                   WHERE (t.source = '' OR t.source = i.source)
+                     AND ((t.kind = 'post' AND t.value_sha256 = sha256(i.post_id))
+                       OR (t.kind = 'author' AND t.value_sha256 = sha256(i.author)))"""
+            ).fetchall()
     finally:
         con.unregister("_batch")
     received = incoming.num_rows
@@ -328,7 +394,9 @@ def _upsert_posts(con: duckdb.DuckDBPyConnection, incoming: pa.Table) -> UpsertR
             SELECT {cols}, text_md5, now(), now() FROM _incoming i
             WHERE NOT EXISTS (SELECT 1 FROM posts p WHERE p.source = i.source AND p.post_id = i.post_id)"""
     ).fetchone()[0]
-    sets = ", ".join(f"{c} = i.{c}" for c in [*_UPDATABLE, "text_md5"] if c not in ("fetched_at",))
+    sets = ", ".join(
+        _LANG_SET if c == "lang" else f"{c} = i.{c}" for c in [*_UPDATABLE, "text_md5"] if c not in ("fetched_at",)
+    )
     updated = con.execute(
         f"""UPDATE posts p SET {sets}, fetched_at = i.fetched_at, updated_at = now()
             FROM _incoming i
@@ -371,7 +439,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
         log.info("database migrated to schema version %s (%s)", version, name)
     newest = max(done | {v for v, _, _ in MIGRATIONS})

@@ -35,7 +35,9 @@ def test_forget_author_everywhere_and_block_reingest(tmp_path):
     store = Store(tmp_path / "f.duckdb")
     store.upsert_posts(batch(("x", "1", "alice"), ("x", "2", "bob"), ("reddit", "3", "alice")))
     with store.connect() as con:
-        con.execute("INSERT INTO scores SELECT source, post_id, 'm', 'neutral', 0, 1, 0, 'scored', text_md5, now() FROM posts")
+        con.execute(
+            "INSERT INTO scores SELECT source, post_id, 'm', 'neutral', 0, 1, 0, 'scored', text_md5, now() FROM posts"
+        )
     out = tmp_path / "posts.csv"
     from flows.privacy import record_export
 

@@ -41,8 +41,8 @@ def test_ambiguous_term_is_not_its_own_context(topics):
 def test_apply_fills_terms_and_counts_dropped(topics):
     rf = RelevanceFilter(topics)
     posts = [
-        Post(source="x", post_id="1", created_at=0, text="Suno song of the day"),
-        Post(source="x", post_id="2", created_at=0, text="lunch with Suno"),
+        Post(source="x", post_id="1", created_at=1_760_000_000, text="Suno song of the day"),
+        Post(source="x", post_id="2", created_at=1_760_000_000, text="lunch with Suno"),
     ]
     kept, dropped = rf.apply(posts)
     assert [p.post_id for p in kept] == ["1"] and dropped == 1
