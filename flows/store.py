@@ -389,18 +389,17 @@ def _upsert_posts(con: duckdb.DuckDBPyConnection, incoming: pa.Table) -> UpsertR
         con.unregister("_batch")
     received = incoming.num_rows
     cols = ", ".join(POST_COLUMNS)
-    new = con.execute(
-        f"""INSERT INTO posts ({cols}, text_md5, first_seen_at, updated_at)
-            SELECT {cols}, text_md5, now(), now() FROM _incoming i
-            WHERE NOT EXISTS (SELECT 1 FROM posts p WHERE p.source = i.source AND p.post_id = i.post_id)"""
-    ).fetchone()[0]
-    sets = ", ".join(
-        _LANG_SET if c == "lang" else f"{c} = i.{c}" for c in [*_UPDATABLE, "text_md5"] if c not in ("fetched_at",)
-    )
+    # update first, so rows inserted by this batch are not joined again
+    sets = ", ".join(f"{c} = i.{c}" for c in [*_UPDATABLE, "text_md5"] if c not in ("fetched_at",))
     updated = con.execute(
         f"""UPDATE posts p SET {sets}, fetched_at = i.fetched_at, updated_at = now()
             FROM _incoming i
             WHERE p.source = i.source AND p.post_id = i.post_id AND ({_CHANGED})"""
+    ).fetchone()[0]
+    new = con.execute(
+        f"""INSERT INTO posts ({cols}, text_md5, first_seen_at, updated_at)
+            SELECT {cols}, text_md5, now(), now() FROM _incoming i
+            WHERE NOT EXISTS (SELECT 1 FROM posts p WHERE p.source = i.source AND p.post_id = i.post_id)"""
     ).fetchone()[0]
     con.execute("DROP TABLE _incoming")
     return UpsertResult(received=received, new=int(new), updated=int(updated))
