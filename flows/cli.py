@@ -24,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-out = Console()
+out = Console(width=max(Console().width, 110))  # run summaries stay readable when piped to a log
 
 DbOpt = Annotated[
     Path | None, typer.Option("--db", help="DuckDB file (default: $AIMUSIC_DB, else data/aimusic.duckdb)")
@@ -68,14 +68,16 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 def _print_summary(result: dict) -> None:
     table = Table(title=f"run {result['run_id'][:8]} -> {result['db']} (model {result['model']})")
-    for col in ("source", "status", "fetched", "new", "updated", "irrelevant", "skipped", "scored", "note"):
-        table.add_column(col, justify="right" if col not in ("source", "status", "note") else "left")
+    counts = ("fetched", "new", "updated", "irrelevant", "skipped", "scored")
+    for col in ("source", "status", *counts):
+        table.add_column(col, justify="left" if col in ("source", "status") else "right", no_wrap=True)
     for row in result["summaries"]:
-        table.add_row(
-            row["source"], row["status"], *(str(row[c]) for c in ("fetched", "new", "updated", "irrelevant",
-                                                                   "skipped", "scored")), row.get("error") or ""
-        )
+        table.add_row(row["source"], row["status"], *(str(row[c]) for c in counts))
     out.print(table)
+    for row in result["summaries"]:
+        if row.get("error"):
+            colour = {"failed": "red", "skipped": "yellow"}.get(row["status"], "default")
+            out.print(f"[{colour}]{row['source']} {row['status']}:[/] {row['error']}", soft_wrap=True, highlight=False)
     if result["demo_fallback"]:
         out.print("[yellow]No real source could run, so the demo source filled a separate demo database "
                   "with synthetic posts. Add credentials to .env or allow network access for real data.[/]")
@@ -83,11 +85,14 @@ def _print_summary(result: dict) -> None:
 
 def _run(sources: str | None, db: Path | None, model: str | None, topics: Path | None) -> dict:
     _prefect_env()
-    from flows.monitor import monitor_flow
+    from flows.monitor import MonitorRunFailed, monitor_flow
 
-    return monitor_flow(
-        sources=_csv(sources), db=str(db) if db else None, model=model, topics_path=str(topics) if topics else None
-    )
+    try:
+        return monitor_flow(
+            sources=_csv(sources), db=str(db) if db else None, model=model, topics_path=str(topics) if topics else None
+        )
+    except MonitorRunFailed as exc:  # every source failed: the summary says why, and `run` exits 1
+        return exc.result
 
 
 @app.command()
@@ -182,12 +187,12 @@ def demo(
 def _score(target: Path, model: str | None, limit: int | None = None) -> None:
     from rich.progress import Progress
 
-    from flows.pipeline import score_posts
+    from flows.rescore import choose_scorer, load_multilingual, score_store
     from flows.store import Store
-    from sentiment import load_default, load_scorer
 
     try:
-        scorer = load_scorer(model) if model else load_default()
+        scorer = choose_scorer(model)
+        multilingual = load_multilingual()
         store = Store(target)
         pending = store.count_unscored(scorer.model_id)
     except _expected_errors() as exc:
@@ -198,7 +203,9 @@ def _score(target: Path, model: str | None, limit: int | None = None) -> None:
     with Progress(console=console) as bar:
         task = bar.add_task(f"scoring with {scorer.model_id}", total=pending)
         try:
-            counts = score_posts(store, scorer, limit=limit, progress=lambda n: bar.advance(task, n))
+            counts = score_store(
+                store, scorer, multilingual=multilingual, limit=limit, progress=lambda n: bar.advance(task, n)
+            ).per_source
         except _expected_errors() as exc:
             bar.stop()
             _fail(f"{exc} (scores written so far are kept; run again to resume)")
@@ -343,6 +350,197 @@ def forget(
         out.print(f"rewrote export without it: {path}")
     for path in result.exports_missing:
         out.print(f"[yellow]indexed export no longer exists (check copies elsewhere): {path}[/]")
+
+
+SERVE_HELP = """Run the monitor by itself: start (or reuse) a Prefect server on 127.0.0.1 and serve the scheduled
+deployments until Ctrl-C (or SIGTERM); a server started here is stopped too.
+
+\b
+Default schedules (cron, UTC; change them in \\[schedules] of data/topics.toml):
+  monitor-reddit      20 * * * *     hourly (100 requests/min per OAuth client)
+  monitor-free        5 */2 * * *    every 2 h: hackernews, mastodon, bluesky
+  monitor-x           40 */6 * * *   every 6 h (reads are billed; per-run cap in \\[sources.x])
+  monitor-archive     10 4 * * *     daily: arcticshift
+  monitor-demo        off            synthetic posts, only with --demo
+  monitor-<source>    its default    a registered source in no group
+  export-daily        15 0 * * *     daily aggregates + yesterday's posts to data/exports/
+  maintenance-weekly  30 3 * * 0     re-score with the default model, compact the database
+
+\b
+Settings (.env or environment):
+  PREFECT_API_URL        use this Prefect server instead of starting one
+  AIMUSIC_RUN_LOCK_WAIT  seconds a run waits for another run on the same database, then skips (600)
+  AIMUSIC_ALERT_URLS     webhook (http/https) or Apprise URLs for alerts, comma-separated
+  AIMUSIC_TASK_RUNNER    threads (default), dask, dask:local:N or dask:tcp://host:port for scoring
+  AIMUSIC_DB, AIMUSIC_MODEL, AIMUSIC_TOPICS as for `aimusic run`
+
+Each monitor deployment allows one run at a time (a newcomer is cancelled while one runs); the runs and
+their artifacts are in the Prefect UI (the URL is printed at start).
+"""
+
+
+@app.command(help=SERVE_HELP)
+def serve(
+    db: DbOpt = None,
+    topics: TopicsOpt = None,
+    model: ModelOpt = None,
+    groups: Annotated[str | None, typer.Option(help="comma-separated monitor groups to serve (default: all)")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="also serve the demo group (synthetic posts)")] = False,
+    interval: Annotated[
+        float | None, typer.Option(help="run every monitor group every N seconds instead of its cron (to try out)")
+    ] = None,
+    export: Annotated[bool, typer.Option(help="serve the daily export")] = True,
+    maintenance: Annotated[bool, typer.Option(help="serve the weekly maintenance")] = True,
+    host: Annotated[str, typer.Option(help="address of the Prefect server started here")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port of the Prefect server started here")] = 4200,
+    limit: Annotated[int | None, typer.Option(help="most flow runs at once in this process (default: no limit)")]
+    = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the deployments and exit")] = False,
+) -> None:
+    _setup_logging()
+    _prefect_env()
+    from flows.deploy import plan
+    from flows.deploy import serve as do_serve
+    from flows.prefect_server import ServerError
+    from flows.sources import REGISTRY, get_source
+    from flows.topics import load_topics
+
+    try:
+        topic_cfg = load_topics(topics)
+        served = plan(
+            topic_cfg, list(REGISTRY), groups=_csv(groups), demo=demo, interval=interval, export=export,
+            maintenance=maintenance, db=str(db.resolve()) if db else None,
+            topics_path=str(Path(topic_cfg.path).resolve()) if topic_cfg.path else None, model=model,
+            default_cron=lambda name: get_source(name).default_cron,
+        )
+    except (*_expected_errors(), ValueError) as exc:
+        _fail(str(exc))
+    table = Table(title="deployments")
+    for col in ("deployment", "schedule", "sources / parameters", "what"):
+        table.add_column(col)
+    for spec in served.specs:
+        params = ", ".join(spec.parameters.get("sources") or []) or ", ".join(
+            f"{k}={v}" for k, v in spec.parameters.items() if v is not None
+        )
+        table.add_row(spec.name, spec.when, params, spec.description)
+    out.print(table)
+    for note in served.notes:
+        out.print(f"[dim]{note}[/]", highlight=False)
+    if not served.specs:
+        _fail("nothing to serve: every group is off or has no source that runs here")
+    if dry_run:
+        return
+
+    def ready(server: object) -> None:
+        out.print(f"serving {len(served.specs)} deployment(s); Prefect UI: {server.ui_url} (Ctrl-C to stop)")
+
+    try:
+        do_serve(served.specs, host=host, port=port, limit=limit, on_ready=ready)
+    except ServerError as exc:
+        _fail(str(exc))
+    out.print("stopped")
+
+
+@app.command()
+def alerts(
+    db: DbOpt = None,
+    days: Annotated[int, typer.Option(help="show alerts of the last N days")] = 30,
+    scan_from: Annotated[
+        str | None, typer.Option(help="replay detection for each day from YYYY-MM-DD (stored, not sent)")
+    ] = None,
+    scan_to: Annotated[str | None, typer.Option(help="last day to replay (default: yesterday, UTC)")] = None,
+    test: Annotated[bool, typer.Option("--test", help="send a sample alert to AIMUSIC_ALERT_URLS and report")] = False,
+    topics: TopicsOpt = None,
+) -> None:
+    """List stored alerts (volume spikes, sentiment shifts); replay detection over history; test delivery."""
+    _setup_logging()
+    from datetime import UTC, datetime, timedelta
+
+    from flows.alerts import list_alerts, load_rules, scan
+    from flows.config import get_settings
+    from flows.queries import pick_model
+    from flows.store import Store
+    from flows.topics import load_topics
+
+    if test:
+        from flows.notify import deliver, sample_alert, split_urls
+
+        secret = get_settings().alert_urls
+        urls = split_urls(secret.get_secret_value() if secret else None)
+        if not urls:
+            _fail("AIMUSIC_ALERT_URLS is not set (in .env or the environment)")
+        result = deliver([sample_alert()], urls)
+        out.print(result.summary())
+        raise typer.Exit(0 if result.ok else 1)
+    target = resolve_db(db)
+    try:
+        if scan_from:
+            store = Store(target)
+            start = date.fromisoformat(scan_from)
+            end = date.fromisoformat(scan_to) if scan_to else datetime.now(UTC).date() - timedelta(days=1)
+            found = scan(store, start, end, model=pick_model(store), rules=load_rules(load_topics(topics)))
+            out.print(f"replayed {start} to {end}: {len(found)} new alert(s) stored (none sent)")
+            since = start
+        else:
+            store = Store(target, read_only=True)
+            since = datetime.now(UTC).date() - timedelta(days=days)
+        df = list_alerts(store, start=since)
+    except (*_expected_errors(), ValueError) as exc:
+        _fail(str(exc))
+    if df.empty:
+        out.print(f"no alerts since {since}")
+        return
+    table = Table(title=f"alerts since {since} ({target})")
+    for col in ("day", "kind", "scope", "observed", "expected", "message", "delivery"):
+        table.add_column(col)
+    for row in df.itertuples(index=False):
+        table.add_row(str(row.day), row.kind, row.scope, f"{row.observed:g}", f"{row.expected:.2f}", row.message,
+                      row.delivery or "")
+    out.print(table)
+
+
+@app.command()
+def rescore(
+    model: Annotated[str, typer.Option("--model", help="the model to score everything with, e.g. minilm, vader, "
+                                       "transformer:<hub id or path>")],
+    force: Annotated[bool, typer.Option("--force", help="also redo posts that already have a current score from "
+                                        "this model (resumable too)")] = False,
+    limit: Annotated[int | None, typer.Option(help="score at most this many posts in this run")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Score every post with another model, incrementally and resumably; other models' rows stay as they are."""
+    _setup_logging()
+    from flows.sentiment_commands import rescore_command
+
+    raise typer.Exit(rescore_command(resolve_db(db), model, force=force, limit=limit, console=console, out=out))
+
+
+@app.command("eval")
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="TSV with label and text columns, e.g. val.tsv")],
+    model: ModelOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the figures as one JSON object")] = False,
+) -> None:
+    """Evaluate a sentiment model on labelled posts: macro recall, accuracy, macro F1, confusion matrix, posts/s."""
+    _setup_logging()
+    from flows.sentiment_commands import eval_command
+
+    raise typer.Exit(eval_command(data, model, as_json=as_json, console=console, out=out))
+
+
+@app.command("train-head")
+def train_head(
+    data: Annotated[Path, typer.Option("--data", help="labelled TSV to train on, e.g. ../shared/data/sentiment/"
+                                       "train.tsv")],
+    head_out: Annotated[Path | None, typer.Option("--out", help="head file (default sentiment/weights/"
+                                                  "minilm_head.npz)")] = None,
+    cache: Annotated[bool, typer.Option(help="cache the training embeddings under ~/.cache")] = True,
+) -> None:
+    """Train the offline default's classification head on MiniLM embeddings (reproduces the committed one)."""
+    _setup_logging()
+    from flows.sentiment_commands import train_head_command
+
+    raise typer.Exit(train_head_command(data, head_out, cache=cache, console=console, out=out))
 
 
 def main() -> None:
