@@ -360,7 +360,7 @@ Default schedules (cron, UTC; change them in \\[schedules] of data/topics.toml):
   monitor-reddit      20 * * * *     hourly (100 requests/min per OAuth client)
   monitor-free        5 */2 * * *    every 2 h: hackernews, mastodon, bluesky
   monitor-x           40 */6 * * *   every 6 h (reads are billed; per-run cap in \\[sources.x])
-  monitor-archive     10 4 * * *     daily: arcticshift
+  monitor-archive     10 */6 * * *   every 6 h: arcticshift
   monitor-demo        off            synthetic posts, only with --demo
   monitor-<source>    its default    a registered source in no group
   export-daily        15 0 * * *     daily aggregates + yesterday's posts to data/exports/
@@ -374,7 +374,7 @@ Settings (.env or environment):
   AIMUSIC_TASK_RUNNER    threads (default), dask, dask:local:N or dask:tcp://host:port for scoring
   AIMUSIC_DB, AIMUSIC_MODEL, AIMUSIC_TOPICS as for `aimusic run`
 
-Each monitor deployment allows one run at a time (a newcomer is cancelled while one runs); the runs and
+Each deployment allows one run at a time (a newcomer is cancelled while one runs); the runs and
 their artifacts are in the Prefect UI (the URL is printed at start).
 """
 
@@ -490,12 +490,11 @@ def alerts(
     if df.empty:
         out.print(f"no alerts since {since}")
         return
-    table = Table(title=f"alerts since {since} ({target})")
-    for col in ("day", "kind", "scope", "observed", "expected", "message", "delivery"):
+    table = Table(title=f"{len(df)} alert(s) since {since} ({target})")
+    for col in ("day", "kind", "scope", "alert", "sent"):
         table.add_column(col)
     for row in df.itertuples(index=False):
-        table.add_row(str(row.day), row.kind, row.scope, f"{row.observed:g}", f"{row.expected:.2f}", row.message,
-                      row.delivery or "")
+        table.add_row(f"{row.day:%Y-%m-%d}", row.kind, row.scope, row.message, row.delivery or "")
     out.print(table)
 
 
@@ -520,9 +519,16 @@ def evaluate(
     data: Annotated[Path, typer.Option("--data", help="TSV with label and text columns, e.g. val.tsv")],
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as one JSON object")] = False,
+    task: Annotated[str, typer.Option("--task", help="sentiment, stance (--model minilm or nli:<hub id>; data "
+                                      "e.g. tests/data/stance_eval.tsv) or relevance (tests/data/relevance.tsv)")]
+    = "sentiment",
 ) -> None:
     """Evaluate a sentiment model on labelled posts: macro recall, accuracy, macro F1, confusion matrix, posts/s."""
     _setup_logging()
+    if task != "sentiment":  # debate signals (flows.debate_commands)
+        from flows.debate_commands import eval_task_command
+
+        raise typer.Exit(eval_task_command(task, data, model, as_json=as_json, console=console, out=out))
     from flows.sentiment_commands import eval_command
 
     raise typer.Exit(eval_command(data, model, as_json=as_json, console=console, out=out))
@@ -541,6 +547,58 @@ def train_head(
     from flows.sentiment_commands import train_head_command
 
     raise typer.Exit(train_head_command(data, head_out, cache=cache, console=console, out=out))
+
+
+@app.command()
+def backfill(
+    paths: Annotated[list[Path], typer.Argument(help="dump or export files (.zst, .gz, .bz2, .xz or plain)")],
+    fmt: Annotated[str, typer.Option("--format", help="auto, reddit, x, csv or jsonl")] = "auto",
+    mapping: Annotated[
+        list[str] | None, typer.Option("--map", help="COLUMN=FIELD for csv/jsonl, repeatable (e.g. body=text)")
+    ] = None,
+    source_name: Annotated[
+        str | None, typer.Option("--source-name", help="source of csv/jsonl rows without a source column")
+    ] = None,
+    db: DbOpt = None,
+    model: ModelOpt = None,
+    score: Annotated[bool, typer.Option("--score/--no-score", help="score the imported posts afterwards")] = True,
+    force: Annotated[bool, typer.Option("--force", help="read files already imported again")] = False,
+    topics: TopicsOpt = None,
+) -> None:
+    """Import history (Reddit dumps, saved X API responses, CSV/JSONL): relevant posts only, resumable."""
+    _setup_logging()
+    from flows.backfill_command import backfill_command
+    from flows.store import Store
+    from flows.topics import load_topics
+
+    try:
+        target = resolve_db(db)
+        code, _ = backfill_command(
+            paths, store=Store(target), topics=load_topics(topics), fmt=fmt, mapping=mapping,
+            source_name=source_name, force=force, console=console, out=out,
+        )
+    except _expected_errors() as exc:
+        _fail(str(exc))
+    if code in (0, 1) and score:
+        _score(target, model)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def signals(
+    db: DbOpt = None,
+    topics: TopicsOpt = None,
+    stance_model: Annotated[str | None, typer.Option("--stance-model", help="minilm (default), nli:<hub id or dir>, "
+                                                     "or none (no encoder: arguments by keywords only)")] = None,
+    limit: Annotated[int | None, typer.Option(help="process at most this many posts in this run")] = None,
+) -> None:
+    """Debate signals for stored posts lacking them: entities, arguments, stance (resumable; the monitor run does
+    this for new posts after scoring)."""
+    _setup_logging()
+    from flows.debate_commands import signals_command
+
+    raise typer.Exit(signals_command(resolve_db(db), topics, stance_model, limit=limit, console=console, out=out))
 
 
 def main() -> None:

@@ -7,7 +7,9 @@ object can be logged without leaking them. Nothing here reads the environment at
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +38,14 @@ class Settings(BaseSettings):
     db: Path | None = Field(default=None, alias="AIMUSIC_DB", description="DuckDB file")
     topics: Path = Field(default=DEFAULT_TOPICS, alias="AIMUSIC_TOPICS")
     model: str | None = Field(default=None, alias="AIMUSIC_MODEL", description="sentiment scorer name")
+    stance_model: str | None = Field(
+        default=None, alias="AIMUSIC_STANCE_MODEL", description="stance scorer name: minilm (default) or nli:<hub id>"
+    )
+    multilingual_model: str | None = Field(
+        default=None, alias="AIMUSIC_MULTILINGUAL_MODEL",
+        description="scorer for posts the main model's languages exclude, e.g. "
+        "transformer:cardiffnlp/twitter-xlm-roberta-base-sentiment",
+    )
     user_agent: str = Field(
         default="aimusic-monitor/0.1 (+https://github.com/aimusic-monitor/aimusic-monitor)",
         alias="AIMUSIC_USER_AGENT",
@@ -70,12 +80,59 @@ def get_settings(**overrides: object) -> Settings:
     environment wins); a malformed value raises :class:`ConfigError` naming the key."""
     env_files = tuple(dict.fromkeys([PROJECT_ENV_FILE, Path(".env").resolve()]))
     try:
-        return Settings(_env_file=env_files, **overrides)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_files, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid setting in the environment or .env: {problems}") from None
+    redact_in_logs(settings)
+    return settings
+
+
+_SECRET_VALUES: set[str] = set()
+_REDACTED = "**********"
+
+
+def redact_in_logs(settings: Settings) -> None:
+    """Make every log record, from any library, print ``**********`` instead of a secret's value.
+
+    Third-party clients log what they send at DEBUG (tweepy logs the ``Authorization`` header), so hiding our
+    own values is not enough: a log record factory scrubs the final message of every record.
+    """
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            parts = [secret, *secret.split(",")]
+            _SECRET_VALUES.update(p.strip() for p in parts if len(p.strip()) >= 6)
+    _install_record_factory()
+
+
+_factory_installed = False
+
+
+def _install_record_factory() -> None:
+    global _factory_installed
+    if _factory_installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if _SECRET_VALUES:
+            try:
+                message = record.getMessage()
+            except Exception:  # a malformed record is the logging module's problem, not ours
+                return record
+            if any(secret in message for secret in _SECRET_VALUES):
+                for secret in sorted(_SECRET_VALUES, key=len, reverse=True):
+                    message = message.replace(secret, _REDACTED)
+                record.msg, record.args = message, None
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _factory_installed = True
 
 
 def resolve_db(db: str | Path | None = None, *, demo: bool = False) -> Path:

@@ -18,8 +18,10 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from flows.config import Settings
+from flows.languages import detect_missing, post_texts
 from flows.records import posts_to_arrow
 from flows.relevance import RelevanceFilter
+from flows.signals import tag_entities
 from flows.sources.base import CollectContext, Source, SourceStopped, SourceUnavailable
 from flows.store import Store, StoreError
 from flows.topics import Topics, TopicsError
@@ -112,6 +114,7 @@ def collect_source(
             result = store.upsert_posts(table, cursors=cursors)
             summary.new += result.new
             summary.updated += result.updated
+        tag_entities(store, topics)  # debate signals: entities of the posts just stored (flows.signals)
         if summary.skipped:
             summary.status = "partial"
     except SourceStopped as exc:
@@ -137,26 +140,30 @@ def score_posts(
     batch_size: int = 2_000,
     limit: int | None = None,
     progress: Progress | None = None,
+    select: Callable[[int], pa.Table] | None = None,
 ) -> Counter[str]:
     """Score every post that lacks a current score from ``scorer``; return counts per source.
 
     Incremental and resumable: each batch is committed before the next is read, and a post is picked up
-    again only if it has no score from this model or its text changed since it was scored.
+    again only if it has no score from this model or its text changed since it was scored. ``select(n)``
+    replaces the default choice of posts (``store.unscored``), e.g. for a forced re-score; it must stop
+    returning a post once that post's score is written. Posts with no language yet (see
+    :func:`flows.languages.fill_languages`, run before scoring) are detected in memory, so an English-only
+    model is never fed another language.
     """
     per_source: Counter[str] = Counter()
     done = 0
     while limit is None or done < limit:
         size = batch_size if limit is None else min(batch_size, limit - done)
-        todo = store.unscored(scorer.model_id, size)
+        todo = select(size) if select else store.unscored(scorer.model_id, size)
         if todo.num_rows == 0:
             break
-        titles = todo.column("title").to_pylist()
-        texts = [
-            f"{t}\n\n{x}" if t and not (x or "").startswith(t) else (x or "")
-            for t, x in zip(titles, todo.column("text").to_pylist(), strict=True)
-        ]
+        texts = post_texts(todo.column("title").to_pylist(), todo.column("text").to_pylist())
         started = time.perf_counter()
-        result = scorer.score(texts, todo.column("lang").to_pylist())
+        langs = todo.column("lang").to_pylist()
+        if scorer.languages is not None:
+            langs = detect_missing(texts, langs)
+        result = scorer.score(texts, langs)
         log.debug("scored %d posts in %.2fs", len(texts), time.perf_counter() - started)
         n = todo.num_rows
         scores = pa.table(

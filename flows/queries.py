@@ -6,14 +6,20 @@ filter's ``model``, else the model with the most scores), so a series never mixe
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from flows.store import Store
 
 TEXT_COLUMNS = ("author", "title", "text", "url", "community")
+#: a CSV cell starting with one of these is read as a formula by spreadsheets
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -49,13 +55,49 @@ class Filters:
             clauses.append(f"len(list_intersect({alias}.terms, ?)) > 0")
             params.append(list(self.terms))
         if self.min_engagement:
-            engagement = " + ".join(f"coalesce({alias}.{c}, 0)" for c in ("score", "replies", "reposts"))
-            clauses.append(f"{engagement} >= ?")
+            clauses.append(f"{engagement_sql(alias)} >= ?")
             params.append(int(self.min_engagement))
         if self.search:
             clauses.append(f"contains(lower({alias}.text), lower(?))")
             params.append(self.search)
         return " AND ".join(clauses), params
+
+    def cache_key(self) -> str:
+        """A stable string naming these filters (for caches and URLs)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return json.dumps(values, default=str, sort_keys=True)
+
+    @property
+    def days(self) -> int | None:
+        """Length of the date window in days (both ends included), ``None`` when it is open."""
+        if self.start is None or self.end is None:
+            return None
+        return (self.end - self.start).days + 1
+
+    def previous_window(self) -> Filters | None:
+        """The same filters over the window of equal length just before this one (``None`` if open)."""
+        days = self.days
+        if days is None or self.start is None:
+            return None
+        return dataclasses.replace(self, start=self.start - timedelta(days=days), end=self.start - timedelta(days=1))
+
+
+def engagement_sql(alias: str = "p") -> str:
+    """Engagement of a post: score/likes + replies + reposts (missing counts as 0)."""
+    return " + ".join(f"coalesce({alias}.{c}, 0)" for c in ("score", "replies", "reposts"))
+
+
+def guard_csv_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """The DataFrame form of the CSV formula guard: text cells starting with = + - @ tab or CR get a leading '."""
+    out = df.copy()
+    for column in out.columns:
+        series = out[column]
+        if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
+            continue
+        mask = series.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_PREFIXES))
+        if mask.any():
+            out[column] = series.where(~mask, "'" + series.astype("string"))
+    return out
 
 
 def pick_model(store: Store, requested: str | None = None) -> str | None:
@@ -76,15 +118,27 @@ def _text_column(column: str, csv_safe: bool) -> str:
     )
 
 
+#: debate signals (flows.signals): the argument taxonomy tagged most recently, the stance model with most rows
+CURRENT_ARGUMENTS_MODEL = "SELECT model FROM post_arguments GROUP BY model ORDER BY max(tagged_at) DESC LIMIT 1"
+CURRENT_STANCE_MODEL = "SELECT model FROM stances GROUP BY model ORDER BY count(*) DESC, max(scored_at) DESC LIMIT 1"
+
+
 def posts_sql(filters: Filters, model: str | None, *, csv_safe: bool = False) -> tuple[str, list[Any]]:
     where, params = filters.where("p")
     text_cols = ", ".join(_text_column(c, csv_safe) for c in TEXT_COLUMNS)
     sql = f"""
         SELECT p.source, p.post_id, p.kind, p.parent_id, p.thread_id, p.created_at, {text_cols},
                p.lang, p.score, p.replies, p.reposts, p.terms, p.nsfw, p.synthetic, p.fetched_at,
-               s.model, s.label, s.negative, s.neutral, s.positive, s.status AS score_status
+               s.model, s.label, s.negative, s.neutral, s.positive, s.status AS score_status,
+               p.entities, pa.arguments, pa.model AS arguments_model, st.label AS stance,
+               st."anti" AS stance_anti, st."neutral" AS stance_neutral, st."pro" AS stance_pro,
+               st.model AS stance_model
         FROM posts p
         LEFT JOIN scores s ON s.source = p.source AND s.post_id = p.post_id AND s.model = ?
+        LEFT JOIN post_arguments pa ON pa.source = p.source AND pa.post_id = p.post_id
+          AND pa.model = ({CURRENT_ARGUMENTS_MODEL})
+        LEFT JOIN stances st ON st.source = p.source AND st.post_id = p.post_id
+          AND st.model = ({CURRENT_STANCE_MODEL})
         WHERE {where}
         ORDER BY p.created_at, p.source, p.post_id"""
     return sql, [model, *params]

@@ -75,6 +75,20 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX posts_created ON posts (created_at)",
         ],
     ),
+    (
+        3,
+        "alerts: volume spikes and sentiment shifts, one per (kind, scope, day)",
+        [
+            """CREATE TABLE alerts (
+                kind VARCHAR NOT NULL, scope VARCHAR NOT NULL, day DATE NOT NULL,
+                window_start TIMESTAMPTZ NOT NULL, window_end TIMESTAMPTZ NOT NULL,
+                observed DOUBLE NOT NULL, expected DOUBLE, low DOUBLE, high DOUBLE, score DOUBLE,
+                direction VARCHAR NOT NULL, posts BIGINT, model VARCHAR, message VARCHAR NOT NULL,
+                top_posts VARCHAR, run_id VARCHAR, created_at TIMESTAMPTZ NOT NULL,
+                delivered_at TIMESTAMPTZ, delivery VARCHAR,
+                PRIMARY KEY (kind, scope, day))""",
+        ],
+    ),
 ]
 MIGRATIONS.append(
     (
@@ -87,6 +101,28 @@ MIGRATIONS.append(
             """CREATE TABLE exports (
                 path VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, format VARCHAR NOT NULL, rows BIGINT,
                 filters VARCHAR, created_at TIMESTAMPTZ NOT NULL)""",
+        ],
+    )
+)
+MIGRATIONS.append(
+    (
+        4,
+        "debate signals: entities on posts, arguments and stance per post and model",
+        [
+            # entities_key = text_md5 || ':' || the entity config's fingerprint; NULL or stale = tag again
+            "ALTER TABLE posts ADD COLUMN entities VARCHAR[]",
+            "ALTER TABLE posts ADD COLUMN entities_key VARCHAR",
+            """CREATE TABLE post_arguments (
+                source VARCHAR NOT NULL, post_id VARCHAR NOT NULL, model VARCHAR NOT NULL,
+                arguments VARCHAR[] NOT NULL, matched_by VARCHAR[] NOT NULL, similarity DOUBLE[] NOT NULL,
+                text_md5 VARCHAR NOT NULL, tagged_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (source, post_id, model))""",
+            """CREATE TABLE stances (
+                source VARCHAR NOT NULL, post_id VARCHAR NOT NULL, model VARCHAR NOT NULL,
+                label VARCHAR, "anti" DOUBLE, neutral DOUBLE, pro DOUBLE,
+                status VARCHAR NOT NULL DEFAULT 'scored', text_md5 VARCHAR NOT NULL,
+                scored_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (source, post_id, model))""",
         ],
     )
 )

@@ -72,6 +72,9 @@ class Topics(BaseModel):
     arguments: list[Argument] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # validated by their owners: flows.deploy (schedules) and flows.alerts (alert rules)
+    schedules: dict[str, Any] = Field(default_factory=dict)
+    alerts: dict[str, Any] = Field(default_factory=dict)
     path: Path | None = Field(default=None, exclude=True)
 
     def source_enabled(self, name: str) -> bool:

@@ -1,19 +1,29 @@
 """Sentiment scorers behind one interface, chosen by name.
 
-Names: ``vader`` (lexicon baseline). Further families register themselves in :data:`REGISTRY`;
-a name of the form ``family:argument`` (e.g. ``transformer:<hub id or path>``) passes the argument on.
+Names (``--model`` or ``AIMUSIC_MODEL``):
+
+- ``transformer:<hub id or local dir>[@revision][?labels=...&precision=auto|fp32|bf16|int8&max_length=N&languages=any]``
+  (``transformer`` alone: :data:`~sentiment.transformer.DEFAULT_MODEL`);
+- ``minilm`` (also ``minilm-head``): the offline default, all-MiniLM-L6-v2 embeddings + the project's head;
+- ``vader``: the lexicon baseline, fastest, for huge backfills.
+
+Further families register themselves in :data:`REGISTRY`; a name of the form ``family:argument`` passes the
+argument on. :func:`load_default` walks :data:`DEFAULT_CHAIN` and returns the first scorer that loads here.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from sentiment.base import LABELS, ScoreBatch, Scorer, ScorerError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_CHAIN", "LABELS", "REGISTRY", "ScoreBatch", "Scorer", "ScorerError", "load_default", "load_scorer"]
+__all__ = [
+    "DEFAULT_CHAIN", "LABELS", "REGISTRY", "ScoreBatch", "Scorer", "ScorerError", "load_default", "load_scorer",
+]
 
 
 def _vader(arg: str | None) -> Scorer:
@@ -22,30 +32,81 @@ def _vader(arg: str | None) -> Scorer:
     return VaderScorer()
 
 
+def _minilm(arg: str | None) -> Scorer:
+    from pathlib import Path
+
+    from sentiment.head import MinilmHeadScorer
+
+    return MinilmHeadScorer(Path(arg) if arg else None)
+
+
+def _transformer(arg: str | None) -> Scorer:
+    from sentiment.transformer import DEFAULT_MODEL, MULTILINGUAL_MODELS, TransformerScorer, parse_name
+
+    model, revision, options = parse_name(arg or DEFAULT_MODEL)
+    known = {"labels", "precision", "max_length", "languages"}
+    unknown = set(options) - known
+    if unknown:
+        raise ScorerError(
+            f"unknown transformer option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+        )
+    labels = [x for x in options.get("labels", "").split(",") if x.strip()] or None
+    try:
+        max_length = int(options["max_length"]) if options.get("max_length") else None
+    except ValueError:
+        raise ScorerError(f"max_length must be a whole number, got {options['max_length']!r}") from None
+    langs = options.get("languages", "any" if model in MULTILINGUAL_MODELS else "en").strip().lower()
+    languages = None if langs in ("any", "all", "*") else frozenset(x.strip() for x in langs.split(",") if x.strip())
+    return TransformerScorer(
+        model or DEFAULT_MODEL, revision=revision, labels=labels, precision=options.get("precision") or "auto",
+        max_length=max_length, languages=languages,
+    )
+
+
 #: family name -> factory(argument or None)
-REGISTRY: dict[str, Callable[[str | None], Scorer]] = {"vader": _vader}
+REGISTRY: dict[str, Callable[[str | None], Scorer]] = {
+    "vader": _vader,
+    "minilm": _minilm,
+    "minilm-head": _minilm,
+    "transformer": _transformer,
+}
 
 #: what ``aimusic run`` tries when no model is named, best first; the first that loads is used
-DEFAULT_CHAIN: list[str] = ["vader"]
+DEFAULT_CHAIN: list[str] = [
+    "transformer:cardiffnlp/twitter-roberta-base-sentiment-latest",
+    "minilm",
+    "vader",
+]
 
 
 def load_scorer(name: str) -> Scorer:
     """Create the scorer called ``name`` (``family`` or ``family:argument``); unknown names fail clearly."""
-    family, _, arg = name.partition(":")
+    family, _, arg = name.strip().partition(":")
     factory = REGISTRY.get(family.strip().lower())
     if factory is None:
         known = ", ".join(sorted(REGISTRY))
         raise ScorerError(f"unknown sentiment model {name!r}; known: {known} (or transformer:<hub id or path>)")
-    return factory(arg or None)
+    return factory(arg.strip() or None)
 
 
 def load_default(chain: list[str] | None = None) -> Scorer:
-    """The first scorer of the default chain that loads here; logs one line for each fallback."""
-    errors = []
+    """The first scorer of the default chain that loads here.
+
+    When it is not the chain's first, ONE warning line names the scorer used and why each better one could
+    not load.
+    """
+    failures: list[str] = []
+    started = time.perf_counter()
     for name in chain or DEFAULT_CHAIN:
         try:
-            return load_scorer(name)
+            scorer = load_scorer(name)
         except ScorerError as exc:
-            log.warning("sentiment model %s cannot load here (%s); falling back", name, exc)
-            errors.append(f"{name}: {exc}")
-    raise ScorerError("no sentiment model could load: " + "; ".join(errors))
+            failures.append(f"{name} cannot load ({' '.join(str(exc).split())})")
+            continue
+        if failures:
+            log.warning(
+                "sentiment model: using %s, because %s [%.1fs]; choose one with --model or AIMUSIC_MODEL",
+                scorer.model_id, "; ".join(failures), time.perf_counter() - started,
+            )
+        return scorer
+    raise ScorerError("no sentiment model could load: " + "; ".join(failures))

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
+#: language tags that name no language: undetermined, no linguistic content, multiple
+UNKNOWN_LANGS: frozenset[str] = frozenset({"und", "zxx", "mul", ""})
 
 
 class ScorerError(RuntimeError):
@@ -40,8 +42,15 @@ class Scorer(ABC):
         """Class probabilities (negative, neutral, positive) for non-empty texts."""
 
     def supports(self, lang: str | None) -> bool:
-        """Unknown language counts as supported (the caller decides whether to detect it first)."""
-        return self.languages is None or lang is None or lang.split("-")[0].lower() in self.languages
+        """Unknown language counts as supported (the caller decides whether to detect it first).
+
+        Unknown: no tag, or a tag that names no language (``und``, ``zxx``, ``mul``, and the private-use
+        ``qaa``-``qtz`` codes X uses, such as ``qme`` for media-only posts).
+        """
+        if self.languages is None or not lang:
+            return True
+        code = lang.split("-")[0].split("_")[0].strip().lower()
+        return code in UNKNOWN_LANGS or (len(code) == 3 and code.startswith("q")) or code in self.languages
 
     def score(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> ScoreBatch:
         """Score texts; empty texts and unsupported languages are marked, never fed to the model."""

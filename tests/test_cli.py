@@ -5,6 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from flows.config import PROJECT_ROOT
 from flows.store import Store
 
 runner = CliRunner()
@@ -57,7 +58,8 @@ def test_demo_export_status(tmp_path: Path):
     code, _ = invoke("export", "daily", "--db", str(db), "--out", str(daily), "--format", "parquet")
     frame = pd.read_parquet(daily)
     assert code == 0 and frame["posts"].sum() == n_posts
-    assert set(frame["model"]) == {"vader-3.3.2"}
+    models = store.query("SELECT DISTINCT model FROM scores")["model"].tolist()
+    assert len(models) == 1 and set(frame["model"]) == set(models)  # one model per file, the one that scored
 
     code, output = invoke("status", "--db", str(db))
     assert code == 0 and f"posts {n_posts:,}" in output
@@ -65,10 +67,13 @@ def test_demo_export_status(tmp_path: Path):
 
 def test_run_twice_through_the_cli(prefect_harness, tmp_path: Path):
     db = tmp_path / "r.duckdb"
-    code, output = invoke("run", "--sources", "demo", "--db", str(db))
+    topics = tmp_path / "topics.toml"  # the project's topics with a smaller demo, to keep the test quick
+    topics.write_text((PROJECT_ROOT / "data" / "topics.toml").read_text().replace("posts = 6000", "posts = 300"))
+    code, output = invoke("run", "--sources", "demo", "--db", str(db), "--topics", str(topics))
     assert code == 0, output
     counts = {t: Store(db, read_only=True).count(t) for t in ("posts", "scores", "runs")}
-    code, output = invoke("run", "--sources", "demo", "--db", str(db))
+    assert counts["posts"] > 200 and counts["scores"] == counts["posts"]
+    code, output = invoke("run", "--sources", "demo", "--db", str(db), "--topics", str(topics))
     assert code == 0, output
     again = {t: Store(db, read_only=True).count(t) for t in ("posts", "scores", "runs")}
     assert again == {**counts, "runs": counts["runs"] + 1}

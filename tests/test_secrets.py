@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import get_settings
+from flows.config import PROJECT_ROOT, get_settings
 from flows.sources import REGISTRY
 
 SENTINELS = {
@@ -46,7 +46,12 @@ def test_flow_outputs_never_contain_secrets(prefect_harness, monkeypatch, tmp_pa
     from flows.store import Store
 
     db = tmp_path / "s.duckdb"
-    result = monitor_flow(sources=list(REGISTRY), db=str(db))
+    # the project's topics with a small demo, so the flow stays quick; every real source is tried
+    topics = tmp_path / "topics.toml"
+    text = (PROJECT_ROOT / "data" / "topics.toml").read_text()
+    assert "posts = 6000" in text
+    topics.write_text(text.replace("posts = 6000", "posts = 300"))
+    result = monitor_flow(sources=list(REGISTRY), db=str(db), topics_path=str(topics))
     assert {s["source"] for s in result["summaries"]} == set(REGISTRY)
     store = Store(db)
     assert store.count("posts") > 0  # the demo source ran; the others were tried with the sentinel secrets
@@ -77,6 +82,14 @@ def test_flow_outputs_never_contain_secrets(prefect_harness, monkeypatch, tmp_pa
 
     found = {name: leaks(blob) for name, blob in outputs.items() if leaks(blob)}
     assert found == {}
+
+
+def test_third_party_debug_logs_are_redacted(monkeypatch, caplog):
+    monkeypatch.setenv("X_BEARER_TOKEN", SENTINELS["X_BEARER_TOKEN"])
+    get_settings()
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("tweepy.client").debug("Headers: %s", {"Authorization": f"Bearer {SENTINELS['X_BEARER_TOKEN']}"})
+    assert leaks(caplog.text) == [] and "Bearer **********" in caplog.text
 
 
 @pytest.mark.parametrize("bad", ["abc", "-5"])

@@ -13,6 +13,12 @@ from flows.sources.base import Source, SourceUnavailable
 #: name -> "module:Class"
 REGISTRY: dict[str, str] = {
     "demo": "flows.sources.demo:DemoSource",
+    "reddit": "flows.sources.reddit:RedditSource",
+    "x": "flows.sources.x:XSource",
+    "hackernews": "flows.sources.hackernews:HackerNewsSource",
+    "mastodon": "flows.sources.mastodon:MastodonSource",
+    "bluesky": "flows.sources.bluesky:BlueskySource",
+    "arcticshift": "flows.sources.arcticshift:ArcticShiftSource",
 }
 
 

@@ -1,0 +1,317 @@
+"""Stance toward AI-generated music: ``anti``, ``neutral`` (neutral or mixed) or ``pro`` - not sentiment.
+
+"This AI track is terrifyingly good" is negative in tone and admiring in stance; a stance scorer reads the
+position the author takes on AI music. Scorers share the sentiment :class:`~sentiment.base.Scorer` interface
+(empty texts and unsupported languages are marked, never fed to the model; ``model_id`` is stored with every
+row) and are chosen by name from :data:`REGISTRY`:
+
+- ``minilm`` (default, offline): all-MiniLM-L6-v2 embeddings (the shared encoder, :func:`encode`) and a
+  logistic-regression head trained by :mod:`sentiment.train_stance` on ``tests/data/stance_train.tsv``. The
+  head ships in the repository (``sentiment/weights/stance_head.npz``, provenance in ``stance_head.json``,
+  including its macro-averaged recall on the held-out ``tests/data/stance_eval.tsv``).
+- ``nli:<hub id or local dir>[@revision]``: a zero-shot natural-language-inference model (e.g.
+  ``nli:MoritzLaurer/deberta-v3-base-zeroshot-v2.0`` or ``nli:facebook/bart-large-mnli``). Each post is the
+  premise; the hypotheses say the author is against / neutral about / in favour of AI-generated music, and
+  the entailment scores are normalised into the three probabilities. Loads from a local directory or the
+  Hugging Face cache with no network; the hub is only tried when it answers within seconds.
+
+Probabilities are columns (anti, neutral, pro), in the positions of the sentiment columns (negative, neutral,
+positive), so the shared ``Scorer.score`` logic applies; :meth:`StanceScorer.score` renames the labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentiment.base import LABELS, ScoreBatch, Scorer, ScorerError
+
+log = logging.getLogger(__name__)
+
+STANCE_LABELS: tuple[str, str, str] = ("anti", "neutral", "pro")
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+HEAD_FILE = WEIGHTS_DIR / "stance_head.npz"
+PROVENANCE_FILE = WEIGHTS_DIR / "stance_head.json"
+#: the dashboard marks stance "experimental" while the model's held-out macro recall is below this
+TRUSTED_MACRO_RECALL = 0.70
+#: zero-shot hypotheses, in STANCE_LABELS order
+NLI_TEMPLATE = "The author of this post is {} AI-generated music."
+NLI_CHOICES: tuple[str, str, str] = ("against", "neutral about", "in favour of")
+
+_URL = re.compile(r"https?://\S+")
+_USER = re.compile(r"(?<![\w@])@\w{1,30}")
+
+
+def prepare(text: str) -> str:
+    """What the encoder reads: links and @handles replaced by placeholders, whitespace collapsed."""
+    return " ".join(_USER.sub("@user", _URL.sub("http", text)).split())
+
+
+class StanceScorer(Scorer):
+    """A stance model: ``predict_proba`` returns columns (anti, neutral, pro)."""
+
+    #: True when :meth:`predict_embeddings` works on the shared encoder's embeddings
+    uses_embeddings: bool = False
+
+    def score(
+        self, texts: Sequence[str], langs: Sequence[str | None] | None = None, *, embeddings: np.ndarray | None = None
+    ) -> ScoreBatch:
+        """Like :meth:`Scorer.score`, with stance labels. ``embeddings`` (the shared encoder's, one row per
+        text) are used instead of encoding the texts again when the model reads embeddings."""
+        if embeddings is None or not self.uses_embeddings:
+            batch = super().score(texts, langs)
+            batch.labels = [None if lab is None else STANCE_LABELS[LABELS.index(lab)] for lab in batch.labels]
+            return batch
+        n = len(texts)
+        langs = list(langs) if langs is not None else [None] * n
+        probs = np.full((n, 3), np.nan)
+        status = ["scored"] * n
+        for i, (text, lang) in enumerate(zip(texts, langs, strict=True)):
+            if not text or not text.strip():
+                status[i] = "empty"
+            elif not self.supports(lang):
+                status[i] = "language"
+        todo = [i for i in range(n) if status[i] == "scored"]
+        if todo:
+            probs[todo] = self.predict_embeddings(np.asarray(embeddings)[todo])
+        labels = [STANCE_LABELS[int(np.argmax(probs[i]))] if status[i] == "scored" else None for i in range(n)]
+        return ScoreBatch(labels=labels, probs=probs, status=status)
+
+    def predict_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} does not read embeddings")
+
+    def measured(self) -> dict[str, Any]:
+        """What is known of this model's quality (``macro_recall`` on the held-out set, when measured)."""
+        return {}
+
+
+# --- the offline default: embeddings + a trained head ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StanceHead:
+    """Multinomial logistic regression over L2-normalised embeddings: ``softmax(x @ coef.T + bias)``."""
+
+    coef: np.ndarray  # (3, 384), rows in STANCE_LABELS order
+    bias: np.ndarray  # (3,)
+    sha256: str = ""
+
+    def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
+        z = np.asarray(embeddings, dtype=np.float64) @ self.coef.T + self.bias
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def save(self, path: Path) -> str:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer, coef=self.coef.astype(np.float32), bias=self.bias.astype(np.float32), labels=np.array(STANCE_LABELS)
+        )
+        path.write_bytes(buffer.getvalue())
+        return hashlib.sha256(buffer.getvalue()).hexdigest()
+
+    @classmethod
+    def load(cls, path: Path) -> StanceHead:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ScorerError(
+                f"the stance head {path} is missing ({exc.strerror}); rebuild it with "
+                "`python -m sentiment.train_stance`"
+            ) from None
+        try:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as data:
+                labels = tuple(str(x) for x in data["labels"])
+                coef, bias = data["coef"].astype(np.float64), data["bias"].astype(np.float64)
+                head = cls(coef, bias, hashlib.sha256(raw).hexdigest())
+        except (KeyError, ValueError, OSError) as exc:
+            raise ScorerError(f"the stance head {path} is unreadable ({exc}); rebuild it") from None
+        if labels != STANCE_LABELS or head.coef.shape[0] != 3:
+            raise ScorerError(f"the stance head {path} has labels {labels}, expected {STANCE_LABELS}")
+        return head
+
+
+class MinilmStanceScorer(StanceScorer):
+    """all-MiniLM-L6-v2 embeddings + the project's stance head; English only.
+
+    ``model_id`` is ``stance-minilm@<12 hex>``: a hash of the head file and the encoder version, so a retrained
+    head never writes under an old id.
+    """
+
+    languages = frozenset({"en"})
+    uses_embeddings = True
+
+    def __init__(self, head_file: Path | None = None) -> None:
+        from sentiment.embedding import load_encoder
+
+        self.head_file = head_file or HEAD_FILE
+        self.head = StanceHead.load(self.head_file)
+        load_encoder()  # fail now (clearly), not at the first batch
+        self.model_id = head_model_id(self.head.sha256)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self.predict_embeddings(embed(texts))
+
+    def predict_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        if len(embeddings) == 0:
+            return np.zeros((0, 3))
+        return self.head.predict_proba(embeddings)
+
+    def measured(self) -> dict[str, Any]:
+        return measured_for(self.model_id, self.head_file.with_suffix(".json"))
+
+
+def embed(texts: Sequence[str]) -> np.ndarray:
+    """The shared encoder's embeddings of prepared texts (see :func:`prepare`)."""
+    from sentiment.embedding import encode
+
+    return encode([prepare(t) for t in texts])
+
+
+def head_model_id(head_sha256: str) -> str:
+    """The model id of the MiniLM stance head with this file hash (see :class:`MinilmStanceScorer`)."""
+    from sentiment.embedding import ENCODER_ID
+
+    return f"stance-minilm@{hashlib.sha256(f'{head_sha256}|{ENCODER_ID}'.encode()).hexdigest()[:12]}"
+
+
+def measured_for(model_id: str, path: Path = PROVENANCE_FILE) -> dict[str, Any]:
+    """The held-out figures recorded for ``model_id`` by the training script (empty if it was not measured).
+    Reads only the provenance file: no model is loaded."""
+    provenance = read_provenance(path)
+    sha = provenance.get("head_sha256")
+    if not sha or head_model_id(sha) != model_id:
+        return {}
+    return dict(provenance.get("heldout", {}))
+
+
+def read_provenance(path: Path = PROVENANCE_FILE) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+# --- optional: a zero-shot NLI transformer ---------------------------------------------------------------
+
+
+class NliStanceScorer(StanceScorer):
+    """Zero-shot stance with an NLI model (premise: the post; hypotheses: :data:`NLI_TEMPLATE`)."""
+
+    languages = frozenset({"en"})
+
+    def __init__(self, location: str, *, revision: str | None = None, batch_size: int = 16,
+                 max_length: int = 256) -> None:
+        try:
+            import torch
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        except ImportError as exc:  # pragma: no cover - both are dependencies
+            raise ScorerError(f"nli stance needs torch and transformers: {exc}") from None
+        self._torch = torch
+        self.batch_size = batch_size
+        self.max_length = max_length
+        local = Path(location).expanduser()
+        load_kwargs: dict[str, Any] = {}
+        if local.is_dir():
+            source = str(local)
+            fingerprint = _dir_fingerprint(local)
+        else:
+            source = location
+            load_kwargs = {"revision": revision, "local_files_only": not _hub_usable()}
+            fingerprint = revision or "main"
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, **load_kwargs)
+            self.model = AutoModelForSequenceClassification.from_pretrained(source, **load_kwargs)
+        except (OSError, ValueError) as exc:
+            where = "offline: put the model in the Hugging Face cache or pass a local directory" if load_kwargs.get(
+                "local_files_only"
+            ) else "check the hub id"
+            raise ScorerError(f"cannot load NLI model {location!r} ({where}): {str(exc).splitlines()[0]}") from None
+        self.model.eval()
+        self.entail = _entailment_index(self.model.config.id2label)
+        self.model_id = f"nli:{location}@{fingerprint}"
+        self.hypotheses = [NLI_TEMPLATE.format(choice) for choice in NLI_CHOICES]
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        torch = self._torch
+        out = np.zeros((len(texts), 3))
+        for start in range(0, len(texts), self.batch_size):
+            chunk = [prepare(t) for t in texts[start : start + self.batch_size]]
+            premises = [t for t in chunk for _ in self.hypotheses]
+            hypotheses = self.hypotheses * len(chunk)
+            enc = self.tokenizer(
+                premises, hypotheses, padding=True, truncation="only_first", max_length=self.max_length,
+                return_tensors="pt",
+            )
+            with torch.inference_mode():
+                logits = self.model(**enc).logits.float().numpy()
+            entail = logits[:, self.entail].reshape(len(chunk), 3)
+            entail -= entail.max(axis=1, keepdims=True)
+            e = np.exp(entail)
+            out[start : start + len(chunk)] = e / e.sum(axis=1, keepdims=True)
+        return out
+
+
+def _entailment_index(id2label: dict[int, str]) -> int:
+    for index, label in id2label.items():
+        if str(label).lower().startswith("entail"):
+            return int(index)
+    raise ScorerError(f"not an NLI model: no 'entailment' label in {dict(id2label)}")
+
+
+def _dir_fingerprint(path: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.iterdir() if p.is_file()):
+        digest.update(f"{file.name}:{file.stat().st_size}".encode())
+        if file.suffix == ".json":
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _hub_usable() -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+        return False
+    try:
+        from sentiment.transformer import hub_reachable
+    except ImportError:  # pragma: no cover
+        return False
+    return hub_reachable()
+
+
+# --- registry --------------------------------------------------------------------------------------------
+
+
+def _minilm(arg: str | None) -> StanceScorer:
+    return MinilmStanceScorer(Path(arg) if arg else None)
+
+
+def _nli(arg: str | None) -> StanceScorer:
+    if not arg:
+        raise ScorerError("name the NLI model: nli:<hub id or local dir>[@revision]")
+    location, _, revision = arg.partition("@")
+    return NliStanceScorer(location, revision=revision or None)
+
+
+#: family name -> factory(argument or None)
+REGISTRY: dict[str, Callable[[str | None], StanceScorer]] = {"minilm": _minilm, "nli": _nli}
+DEFAULT_STANCE = "minilm"
+
+
+def load_stance(name: str | None = None) -> StanceScorer:
+    """The stance scorer called ``name`` (``family`` or ``family:argument``; default :data:`DEFAULT_STANCE`)."""
+    family, _, arg = (name or DEFAULT_STANCE).partition(":")
+    factory = REGISTRY.get(family.strip().lower())
+    if factory is None:
+        raise ScorerError(f"unknown stance model {name!r}; known: {', '.join(sorted(REGISTRY))} (nli:<hub id or dir>)")
+    return factory(arg or None)

@@ -1,0 +1,230 @@
+"""Stance toward AI music: the registry, the offline head and its held-out quality, the optional NLI family,
+storage with the model id, the pipeline step, the export columns, ``aimusic eval --task stance`` and the
+Debate view."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from flows.labelled import DATA_DIR, load_labelled, multi_report
+from flows.records import Post, posts_to_arrow
+from flows.signals import update_signals
+from sentiment import ScorerError
+from sentiment.stance import (
+    STANCE_LABELS,
+    TRUSTED_MACRO_RECALL,
+    MinilmStanceScorer,
+    load_stance,
+    measured_for,
+    read_provenance,
+)
+
+T0 = "2025-11-11T12:00:00Z"
+EVAL_SET = DATA_DIR / "stance_eval.tsv"
+TRAIN_SET = DATA_DIR / "stance_train.tsv"
+
+
+@pytest.fixture(scope="module")
+def minilm() -> MinilmStanceScorer:
+    return load_stance("minilm")  # type: ignore[return-value]
+
+
+def test_sets_are_balanced_varied_and_kept_apart():
+    evaluation, training = load_labelled(EVAL_SET), load_labelled(TRAIN_SET)
+    assert len(evaluation) >= 300 and len(training) >= 300
+    for rows in (evaluation, training):
+        counts = {lab: sum(e.label == lab for e in rows) for lab in STANCE_LABELS}
+        assert min(counts.values()) >= 0.3 * len(rows), counts
+        assert {e.source for e in rows} >= {"x", "reddit", "hackernews", "mastodon", "bluesky"}
+    assert not {e.text for e in evaluation} & {e.text for e in training}
+
+
+def test_registry_names_and_errors():
+    with pytest.raises(ScorerError, match="unknown stance model"):
+        load_stance("nope")
+    with pytest.raises(ScorerError, match="name the NLI model"):
+        load_stance("nli")
+    started = time.monotonic()
+    with pytest.raises(ScorerError, match="cannot load NLI model"):
+        load_stance("nli:some-org/not-in-the-cache")  # HF_HUB_OFFLINE=1: fails at once, never hangs
+    assert time.monotonic() - started < 30
+
+
+def test_default_head_scores_and_keeps_its_id(minilm):
+    assert minilm.model_id.startswith("stance-minilm@") and load_stance().model_id == minilm.model_id
+    batch = minilm.score(["I love making songs with Suno", "", "KI-Musik ist Diebstahl"], ["en", None, "de"])
+    assert batch.labels[0] in STANCE_LABELS and batch.labels[1:] == [None, None]
+    assert batch.status == ["scored", "empty", "language"]
+    assert np.isclose(batch.probs[0].sum(), 1.0) and np.isnan(batch.probs[1]).all()
+
+
+def test_tone_is_not_stance(minilm):
+    """Frightened words, admiring stance. (The reverse, warm words with a hostile stance such as "so glad
+    Bandcamp banned AI music", is a known weakness of the head: see the README's confusion matrix.)"""
+    assert minilm.score(["this AI track is terrifyingly good, I can't stop playing it"]).labels == ["pro"]
+
+
+def test_heldout_macro_recall_is_measured_honestly(minilm):
+    """Recompute the held-out figures and compare them with the provenance file the head ships with."""
+    rows = load_labelled(EVAL_SET)
+    batch = minilm.score([e.text for e in rows])
+    report = multi_report([e.label for e in rows], [lab or "neutral" for lab in batch.labels], STANCE_LABELS)
+    recorded = minilm.measured()
+    assert recorded and recorded["n"] == len(rows)
+    assert abs(recorded["macro_recall"] - report.macro_recall) < 0.01
+    assert abs(recorded["accuracy"] - report.accuracy) < 0.01
+    assert report.macro_recall >= TRUSTED_MACRO_RECALL, report.table()
+    provenance = read_provenance()
+    assert provenance["train_set"]["path"].endswith("stance_train.tsv") and provenance["C"] in (0.3, 1.0, 3.0, 10.0)
+    assert measured_for(minilm.model_id)["macro_recall"] == recorded["macro_recall"]
+    assert measured_for("stance-minilm@000000000000") == {}
+
+
+@pytest.fixture(scope="module")
+def tiny_nli(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny, randomly initialised NLI model saved to disk (no download): exercises the loading code."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaForSequenceClassification
+
+    out = tmp_path_factory.mktemp("tiny-nli")
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(
+        ["the author of this post is against neutral about in favour of ai-generated music . suno songs are great"],
+        trainers.WordLevelTrainer(special_tokens=specials),
+    )
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[(t, tok.token_to_id(t)) for t in ("<s>", "</s>")],
+    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>", mask_token="<mask>", model_max_length=64)
+    config = RobertaConfig(
+        vocab_size=len(fast), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=66, num_labels=3, id2label={0: "contradiction", 1: "neutral", 2: "entailment"},
+        label2id={"contradiction": 0, "neutral": 1, "entailment": 2}, pad_token_id=fast.pad_token_id,
+        bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id,
+    )
+    RobertaForSequenceClassification(config).save_pretrained(out)
+    fast.save_pretrained(out)
+    return out
+
+
+def test_nli_family_loads_a_local_model(tiny_nli):
+    scorer = load_stance(f"nli:{tiny_nli}")
+    assert scorer.model_id.startswith(f"nli:{tiny_nli}@")
+    batch = scorer.score(["suno songs are great", "ai-generated music is theft", ""])
+    assert all(lab in STANCE_LABELS for lab in batch.labels[:2]) and batch.labels[2] is None
+    assert np.allclose(batch.probs[:2].sum(axis=1), 1.0)
+
+
+def test_nli_needs_an_entailment_label(tmp_path, tiny_nli):
+    config = json.loads((tiny_nli / "config.json").read_text())
+    config["id2label"] = {"0": "negative", "1": "neutral", "2": "positive"}
+    config["label2id"] = {"negative": 0, "neutral": 1, "positive": 2}
+    broken = tmp_path / "not-nli"
+    broken.mkdir()
+    for f in tiny_nli.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ScorerError, match="no 'entailment' label"):
+        load_stance(f"nli:{broken}")
+
+
+def _posts(*texts: str):
+    return posts_to_arrow([Post(source="x", post_id=str(i), created_at=T0, text=t) for i, t in enumerate(texts)])
+
+
+def test_signals_step_stores_model_ids_and_is_incremental(store, topics, minilm):
+    store.upsert_posts(_posts(
+        "Suno is the best creative tool, anyone can make songs now",
+        "AI music trained on stolen songs is theft, pay the artists",
+        "Billboard confirms Breaking Rust topped the country digital sales chart",
+    ))
+    first = update_signals(store, topics)
+    assert (first.entities, first.arguments, first.stances) == (3, 3, 3) and first.stance_model == minilm.model_id
+    stances = store.query('SELECT post_id, model, label, "anti" + "neutral" + "pro" AS total, text_md5 '
+                          "FROM stances ORDER BY post_id")
+    assert set(stances["model"]) == {minilm.model_id} and np.allclose(stances["total"], 1.0)
+    assert stances["label"].tolist()[:2] == ["pro", "anti"]
+    args = store.query("SELECT post_id, arguments, matched_by FROM post_arguments ORDER BY post_id")
+    assert "Copyright and training data" in list(args["arguments"][1])
+    again = update_signals(store, topics)
+    assert (again.entities, again.arguments, again.stances) == (0, 0, 0)
+    store.upsert_posts(_posts(
+        "Suno is the best creative tool, anyone can make songs now",
+        "changed my mind: AI music is fun and I love it",
+        "Billboard confirms Breaking Rust topped the country digital sales chart",
+    ))
+    third = update_signals(store, topics)
+    assert (third.entities, third.arguments, third.stances) == (1, 1, 1)
+    assert store.count("posts") == 3 and int(store.query("SELECT count(*) AS n FROM stances")["n"][0]) == 3
+
+
+def test_signals_without_the_encoder(store, topics):
+    store.upsert_posts(_posts("AI slop is generic and bland"))
+    summary = update_signals(store, topics, stance_model="none")
+    assert summary.stances == 0 and summary.arguments == 1 and summary.arguments_model.startswith("arguments-kw@")
+    assert list(store.query("SELECT arguments FROM post_arguments")["arguments"][0]) == ["Quality"]
+
+
+def test_export_has_debate_columns(store, topics, tmp_path):
+    from flows.queries import export
+    from flows.relevance import RelevanceFilter
+
+    kept, _ = RelevanceFilter(topics).filter_table(_posts("Suno and Udio settled with the labels over stolen data"))
+    store.upsert_posts(kept)
+    update_signals(store, topics)
+    out = tmp_path / "posts.parquet"
+    assert export(store, "posts", out, fmt="parquet") == 1
+    import pyarrow.parquet as pq
+
+    row = pq.read_table(out).to_pylist()[0]
+    assert row["terms"] == ["Suno", "Udio"] and row["entities"] == ["Suno", "Udio"]
+    assert "Copyright and training data" in row["arguments"] and row["arguments_model"].startswith("arguments-")
+    assert row["stance"] in STANCE_LABELS and row["stance_model"].startswith("stance-minilm@")
+    assert abs(row["stance_anti"] + row["stance_neutral"] + row["stance_pro"] - 1) < 1e-6
+
+
+def test_cli_eval_task_stance(tmp_path):
+    from flows.cli import app
+
+    data = tmp_path / "small.tsv"
+    data.write_text("label\tsource\tcommunity\ttext\npro\tx\t\tI love making songs with Suno, best tool ever\n"
+                    "anti\tx\t\tAI music is theft from real artists\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["eval", "--task", "stance", "--data", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert figures["n"] == 2 and figures["labels"] == list(STANCE_LABELS) and "macro_recall" in figures
+    bad = CliRunner().invoke(app, ["eval", "--task", "nonsense", "--data", str(data)])
+    assert bad.exit_code == 2
+
+
+def test_debate_view_renders(monkeypatch, store, topics):
+    from streamlit.testing.v1 import AppTest
+
+    from flows.config import PROJECT_ROOT
+
+    store.upsert_posts(_posts(
+        "Suno is the best creative tool, anyone can make songs now",
+        "AI music trained on stolen songs is theft, pay the artists",
+        "Breaking Rust topped the Billboard chart, is it AI?",
+    ))
+    update_signals(store, topics)
+    monkeypatch.setenv("AIMUSIC_DB", str(store.path))
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120)
+    at.query_params["view"] = "Debate"
+    at.query_params["dates"] = ["2025-11-01", "2025-11-30"]
+    at.run()
+    assert not at.exception, at.exception
+    assert [s.value for s in at.subheader][:3] == ["Pro vs anti over time", "By platform", "By entity"]
+    assert any("macro-averaged recall" in c.value for c in at.caption) or any("experimental" in w.value
+                                                                           for w in at.warning)
