@@ -158,10 +158,8 @@ def _is_lock_error(exc: BaseException) -> bool:
 
 def rollback(con: duckdb.DuckDBPyConnection) -> None:
     """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""
-    try:
+    with contextlib.suppress(duckdb.TransactionException):
         con.execute("ROLLBACK")
-    except duckdb.TransactionException:
-        pass
 
 
 def _is_disk_error(exc: BaseException) -> bool:

@@ -61,7 +61,8 @@ def test_unavailable_source_is_skipped_with_reason(store, topics):
 
 def test_scoring_is_incremental_and_marks_unscorable(store, topics):
     posts = [post(1, "AI music is wonderful, I love it"), post(2, "AI music is awful theft"),
-             Post(source="fake", post_id="3", created_at=1_760_000_000, text="KI-Musik wie Suno ist Diebstahl", lang="de")]
+             Post(source="fake", post_id="3", created_at=1_760_000_000, text="KI-Musik wie Suno ist Diebstahl",
+                  lang="de")]
     collect_source(Pages([posts]), store, topics, get_settings())
     vader = load_scorer("vader")
     assert sum(score_posts(store, vader, batch_size=2).values()) == 3
