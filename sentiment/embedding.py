@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -71,8 +73,35 @@ def encode(texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
     """
     if not texts:
         return np.zeros((0, DIM), dtype=np.float32)
-    model = load_encoder()
-    vectors = model.encode(
-        list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
-    return np.asarray(vectors, dtype=np.float32)
+    out = np.empty((len(texts), DIM), dtype=np.float32)
+    missing: dict[str, list[int]] = {}
+    with _CACHE_LOCK:
+        for i, text in enumerate(texts):
+            hit = _CACHE.get(text)
+            if hit is None:
+                missing.setdefault(text, []).append(i)
+            else:
+                _CACHE.move_to_end(text)
+                out[i] = hit
+    if missing:
+        todo = list(missing)
+        vectors = np.asarray(
+            load_encoder().encode(
+                todo, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            ),
+            dtype=np.float32,
+        )
+        with _CACHE_LOCK:
+            for text, vector in zip(todo, vectors, strict=True):
+                out[missing[text]] = vector
+                _CACHE[text] = vector
+            while len(_CACHE) > CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    return out
+
+
+# The sentiment head, stance and arguments embed the same prepared texts one step after another in a monitor
+# run; a small LRU cache (20,000 vectors, ~30 MB) lets the second and third reuse the first one's work.
+CACHE_SIZE = 20_000
+_CACHE: OrderedDict[str, np.ndarray] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
