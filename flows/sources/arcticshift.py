@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -40,16 +39,12 @@ from flows.sources.base import (
     SourceStopped,
     SourceUnavailable,
     normalize_items,
+    require_reachable,
 )
-from flows.sources.http import ApiClient, HttpError, LoopGuard, RateLimited, ServerError, describe_error, probe
+from flows.sources.http import ApiClient, HttpError, LoopGuard, RateLimited, ServerError, describe_error, now_epoch
 
 NAME = "arcticshift"
 PAGE_SIZE = 100  # the API's maximum per request
-
-
-def now_epoch() -> float:
-    """The current time (seconds since the epoch); tests replace it."""
-    return time.time()
 
 
 class ArcticShiftConfig(SourceConfig):
@@ -170,9 +165,7 @@ class ArcticShiftSource(Source):
         assert isinstance(cfg, ArcticShiftConfig)
         if not cfg.subreddits and not cfg.whole_subreddits:
             raise SourceUnavailable("no subreddits configured ([sources.arcticshift] subreddits)")
-        reason = probe([cfg.base_url], user_agent=ctx.settings.user_agent).popitem()[1]
-        if reason:
-            raise SourceUnavailable(reason)
+        require_reachable(cfg.base_url, ctx.settings.user_agent)
 
     def streams(self, cfg: ArcticShiftConfig, terms: list[str]) -> list[tuple[str, str, str]]:
         query = cfg.query or build_query(terms)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from flows.config import Settings
 from flows.records import Post
+from flows.sources.http import probe
 from flows.topics import Topics, source_config
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,13 @@ class Source:
 
     def collect(self, ctx: CollectContext) -> Iterator[Batch]:
         raise NotImplementedError
+
+
+def require_reachable(url: str, user_agent: str) -> None:
+    """Raise :class:`SourceUnavailable` with the reason if ``url`` cannot be reached (see ``http.probe``)."""
+    reason = probe([url], user_agent=user_agent).popitem()[1]
+    if reason:
+        raise SourceUnavailable(reason)
 
 
 def normalize_items(

@@ -16,7 +16,6 @@ malformed item is skipped and counted instead of failing the page.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -32,26 +31,13 @@ from flows.sources.base import (
     SourceConfig,
     SourceStopped,
     SourceUnavailable,
-    normalize_items,
+    require_reachable,
 )
-from flows.sources.http import (
-    LoopGuard,
-    RateLimited,
-    ServerError,
-    TooManyRequests,
-    describe_error,
-    probe,
-    retry_after,
-    retrying,
-)
+from flows.sources.http import LoopGuard, RateLimited, ServerError, TooManyRequests, now_epoch, retry_after, retrying
+from flows.sources.windowed import RepeatedPage, collect_windows
 
 SOURCE = "bluesky"
 NSFW_LABELS = frozenset({"porn", "sexual", "nudity", "graphic-media", "gore"})
-
-
-def now_epoch() -> float:
-    """The current time (seconds since the epoch); tests replace it."""
-    return time.time()
 
 
 class BlueskyConfig(SourceConfig):
@@ -184,16 +170,12 @@ def fetch_window(
             return
         signature = tuple(str(p.get("uri")) if isinstance(p, dict) else "?" for p in posts)
         if guard.repeated(signature):
-            raise _Repeated(f"Bluesky returned the same page again for {query!r}; stopped paging this window")
+            raise RepeatedPage(f"Bluesky returned the same page again for {query!r}; stopped paging this window")
         yield posts
         next_cursor = content.get("cursor")
         if not next_cursor or next_cursor == cursor:
             return
         cursor = str(next_cursor)
-
-
-class _Repeated(RuntimeError):
-    pass
 
 
 # --- normalize -----------------------------------------------------------------------------------------------------
@@ -257,14 +239,6 @@ def normalize_post(raw: dict[str, Any]) -> Post | None:
 # --- the source ----------------------------------------------------------------------------------------------------
 
 
-def _windows(start: int, end: int, size: int) -> list[tuple[int, int]]:
-    out, lo = [], start
-    while lo < end:
-        out.append((lo, min(lo + size, end)))
-        lo = min(lo + size, end)
-    return out
-
-
 class BlueskySource(Source):
     """Posts from Bluesky search matching the tracked terms (``[sources.bluesky]``)."""
 
@@ -278,9 +252,7 @@ class BlueskySource(Source):
         cfg = self.config(ctx.topics)
         assert isinstance(cfg, BlueskyConfig)
         credentials(ctx.settings)
-        reason = probe([cfg.service], user_agent=ctx.settings.user_agent).popitem()[1]
-        if reason:
-            raise SourceUnavailable(reason)
+        require_reachable(cfg.service, ctx.settings.user_agent)
 
     def collect(self, ctx: CollectContext) -> Iterator[Batch]:
         from atproto_client.exceptions import AtProtocolError
@@ -288,39 +260,14 @@ class BlueskySource(Source):
         cfg = self.config(ctx.topics)
         assert isinstance(cfg, BlueskyConfig)
         client = type(self).client_factory(ctx.settings, cfg.service)
-        queries = list(dict.fromkeys(q.strip() for q in (cfg.queries or ctx.topics.tracking.terms) if q.strip()))
-        now = int(now_epoch())
-        budget = [cfg.max_requests]
-        seen: set[str] = set()
-        overlap = int(cfg.overlap_minutes * 60)
-        for query in queries:
-            key = f"query:{query}"
-            committed = ctx.cursors.get(key)
-            start = int(float(committed)) - overlap if committed else now - int(cfg.initial_days * 86_400)
-            for lo, hi in _windows(start, now, max(int(cfg.window_hours * 3600), 60)):
-                batch = Batch(cursors={key: str(hi)})
-                try:
-                    for page in fetch_window(client, query, lo, hi, cfg=cfg, budget=budget):
-                        fresh = [p for p in page if not (isinstance(p, dict) and p.get("uri") in seen)]
-                        seen.update(p.get("uri") for p in page if isinstance(p, dict))
-                        posts, skipped, problems = normalize_items(fresh, normalize_post, source=SOURCE)
-                        batch.posts.extend(posts)
-                        batch.fetched += len(page)
-                        batch.skipped += skipped
-                        batch.notes.extend(problems)
-                except _Repeated as exc:
-                    batch.notes.append(str(exc))
-                except SourceStopped:
-                    batch.cursors.clear()
-                    yield batch
-                    raise
-                except (ServerError, AtProtocolError) as exc:
-                    batch.cursors.clear()
-                    yield batch
-                    stop = f"stopped at {query!r}: {describe_error(exc)}"
-                    raise SourceStopped(stop) from None
-                except RateLimited as exc:
-                    batch.cursors.clear()
-                    yield batch
-                    raise SourceStopped(f"{exc}; resumes from the cursor next run") from None
-                yield batch
+        yield from collect_windows(
+            ctx,
+            cfg,
+            source=SOURCE,
+            now=int(now_epoch()),
+            window_seconds=int(cfg.window_hours * 3600),
+            fetch=lambda query, lo, hi, budget: fetch_window(client, query, lo, hi, cfg=cfg, budget=budget),
+            normalize=normalize_post,
+            item_key=lambda post: post.get("uri"),
+            failures=(ServerError, AtProtocolError),
+        )

@@ -12,7 +12,6 @@ Algolia matches words, not phrases, and tolerates typos, so hits are a superset:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -20,25 +19,13 @@ import requests
 from pydantic import Field
 
 from flows.records import Post
-from flows.sources.base import (
-    Batch,
-    CollectContext,
-    Source,
-    SourceConfig,
-    SourceStopped,
-    SourceUnavailable,
-    normalize_items,
-)
+from flows.sources.base import Batch, CollectContext, Source, SourceConfig, SourceStopped, require_reachable
 from flows.sources.htmltext import html_to_text
-from flows.sources.http import ApiClient, HttpError, LoopGuard, RateLimited, ServerError, describe_error, probe
+from flows.sources.http import ApiClient, HttpError, LoopGuard, ServerError, now_epoch
+from flows.sources.windowed import RepeatedPage, collect_windows
 
 SOURCE = "hackernews"
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
-
-
-def now_epoch() -> float:
-    """The current time (seconds since the epoch); tests replace it."""
-    return time.time()
 
 
 class HackerNewsConfig(SourceConfig):
@@ -101,7 +88,7 @@ def fetch_window(
             return
         signature = tuple(str(h.get("objectID")) for h in hits if isinstance(h, dict))
         if guard.repeated(signature):
-            raise _Repeated(f"{client.host} returned the same page again for {query!r}; stopped paging this window")
+            raise RepeatedPage(f"{client.host} returned the same page again for {query!r}; stopped paging this window")
         yield hits
         total = data.get("nbHits")
         if len(hits) < hits_per_page or (isinstance(total, int) and total <= len(hits)):
@@ -113,10 +100,6 @@ def fetch_window(
         oldest = min(stamps)
         # everything newer than ``oldest`` is in hand: ask again up to and including that second
         upper = oldest + 1 if oldest + 1 < upper else oldest
-
-
-class _Repeated(RuntimeError):
-    pass
 
 
 # --- normalize -----------------------------------------------------------------------------------------------
@@ -171,17 +154,6 @@ def normalize_hit(hit: dict[str, Any]) -> Post | None:
 # --- the source ------------------------------------------------------------------------------------------------
 
 
-def windows(start: int, end: int, size: int) -> list[tuple[int, int]]:
-    """``[start, end)`` cut into consecutive slices of at most ``size`` seconds, oldest first."""
-    out = []
-    lo = start
-    while lo < end:
-        hi = min(lo + size, end)
-        out.append((lo, hi))
-        lo = hi
-    return out
-
-
 class HackerNewsSource(Source):
     """Stories and comments from Hacker News matching the tracked terms (``[sources.hackernews]``)."""
 
@@ -192,49 +164,23 @@ class HackerNewsSource(Source):
     def check(self, ctx: CollectContext) -> None:
         cfg = self.config(ctx.topics)
         assert isinstance(cfg, HackerNewsConfig)
-        reason = probe([cfg.base_url], user_agent=ctx.settings.user_agent).popitem()[1]
-        if reason:
-            raise SourceUnavailable(reason)
+        require_reachable(cfg.base_url, ctx.settings.user_agent)
 
     def collect(self, ctx: CollectContext) -> Iterator[Batch]:
         cfg = self.config(ctx.topics)
         assert isinstance(cfg, HackerNewsConfig)
         client = make_client(cfg, ctx.settings.user_agent)
-        queries = list(dict.fromkeys(q.strip() for q in (cfg.queries or ctx.topics.tracking.terms) if q.strip()))
-        now = int(now_epoch())
-        budget = [cfg.max_requests]
-        seen: set[str] = set()
-        overlap = int(cfg.overlap_minutes * 60)
-        for query in queries:
-            key = f"query:{query}"
-            committed = ctx.cursors.get(key)
-            start = int(float(committed)) - overlap if committed else now - int(cfg.initial_days * 86_400)
-            for lo, hi in windows(start, now, max(int(cfg.window_days * 86_400), 60)):
-                batch = Batch(cursors={key: str(hi)})
-                try:
-                    for hits in fetch_window(
-                        client, query, lo, hi, kinds=cfg.kinds, hits_per_page=cfg.hits_per_page, budget=budget
-                    ):
-                        fresh = [h for h in hits if not (isinstance(h, dict) and str(h.get("objectID")) in seen)]
-                        seen.update(str(h.get("objectID")) for h in hits if isinstance(h, dict))
-                        posts, skipped, problems = normalize_items(fresh, normalize_hit, source=SOURCE)
-                        batch.posts.extend(posts)
-                        batch.fetched += len(hits)
-                        batch.skipped += skipped
-                        batch.notes.extend(problems)
-                except _Repeated as exc:
-                    batch.notes.append(str(exc))
-                except RateLimited as exc:
-                    batch.cursors.clear()  # the window is incomplete: keep what we have, do not move the cursor
-                    yield batch
-                    raise SourceStopped(f"{exc}; resumes from the cursor next run") from None
-                except (ServerError, HttpError, requests.RequestException) as exc:
-                    batch.cursors.clear()
-                    yield batch
-                    raise SourceStopped(f"stopped at {query!r}: {describe_error(exc)}") from None
-                except SourceStopped:
-                    batch.cursors.clear()
-                    yield batch
-                    raise
-                yield batch
+        yield from collect_windows(
+            ctx,
+            cfg,
+            source=SOURCE,
+            now=int(now_epoch()),
+            window_seconds=int(cfg.window_days * 86_400),
+            fetch=lambda query, lo, hi, budget: fetch_window(
+                client, query, lo, hi, kinds=cfg.kinds, hits_per_page=cfg.hits_per_page, budget=budget
+            ),
+            normalize=normalize_hit,
+            item_key=lambda hit: str(hit.get("objectID")),
+            failures=(ServerError, HttpError, requests.RequestException),
+        )
         ctx.logger.info("hackernews: %d requests", client.requests)

@@ -43,6 +43,12 @@ def sleep(seconds: float) -> None:
         time.sleep(seconds)
 
 
+def now_epoch() -> float:
+    """The current time (seconds since the epoch). Sources import it by name and call it from their own
+    module, so a test replaces it per source: ``monkeypatch.setattr(hackernews, "now_epoch", ...)``."""
+    return time.time()
+
+
 class HttpError(RuntimeError):
     """An answer the client will not retry (4xx other than 429, or a body that is not the JSON expected)."""
 

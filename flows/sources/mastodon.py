@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,15 +41,10 @@ from flows.sources.base import (
     normalize_items,
 )
 from flows.sources.htmltext import html_to_text
-from flows.sources.http import ApiClient, HttpError, LoopGuard, RateLimited, describe_error, probe
+from flows.sources.http import ApiClient, HttpError, LoopGuard, RateLimited, describe_error, now_epoch, probe
 
 SOURCE = "mastodon"
 PAGE_LIMIT = 40  # the API's maximum for timelines
-
-
-def now_epoch() -> float:
-    """The current time (seconds since the epoch); tests replace it."""
-    return time.time()
 
 
 class MastodonConfig(SourceConfig):
