@@ -57,6 +57,10 @@ def fill_languages(
     counts: dict[str, int] = {}
     started = time.perf_counter()
     total = 0
+    with store.connect() as con:
+        pending = int(con.execute("SELECT count(*) FROM posts WHERE lang IS NULL").fetchone()[0])
+    if pending > chunk:
+        log.info("detecting the language of %d posts without a platform tag (~3,000/s on 2 CPUs)", pending)
     try:
         while True:
             with store.connect() as con:
