@@ -54,8 +54,8 @@ def build(db: Path, posts: int, clear_lang: int) -> float:
     chunk = 100_000
     for offset in range(0, posts, chunk):
         table = generate_table(min(chunk, posts - offset), seed=offset + 1)
-        # the generator draws from a few hundred templates; sentence-transformers skips repeated texts, so make
-        # every post unique or the figures would flatter the model
+        # the generator draws from a few hundred templates and sentiment.embedding.encode caches repeated texts,
+        # so make every post unique or the figures would flatter the model
         suffix = pa.array([f"#{offset + i}" for i in range(table.num_rows)])
         unique = pc.binary_join_element_wise(table.column("text"), suffix, " ")
         store.upsert_posts(table.set_column(table.schema.get_field_index("text"), "text", unique))
