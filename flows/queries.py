@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,6 @@ class Filters:
     model: str | None = None
     search: str | None = None
     include_irrelevant: bool = False
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def where(self, alias: str = "p") -> tuple[str, list[Any]]:
         """SQL condition (``alias`` is the posts table) and its parameters."""
@@ -64,7 +63,7 @@ class Filters:
 
     def cache_key(self) -> str:
         """A stable string naming these filters (for caches and URLs)."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return json.dumps(values, default=str, sort_keys=True)
 
     @property

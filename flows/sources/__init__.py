@@ -22,10 +22,6 @@ REGISTRY: dict[str, str] = {
 }
 
 
-def source_names() -> list[str]:
-    return list(REGISTRY)
-
-
 def get_source(name: str) -> Source:
     """An instance of the source called ``name``; unknown names and missing dependencies fail clearly."""
     try:
