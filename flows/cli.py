@@ -353,7 +353,8 @@ def forget(
 
 
 SERVE_HELP = """Run the monitor by itself: start (or reuse) a Prefect server on 127.0.0.1 and serve the scheduled
-deployments until Ctrl-C (or SIGTERM); a server started here is stopped too.
+deployments until Ctrl-C (or SIGTERM); the runs in progress and a server started here are stopped too,
+within about AIMUSIC_SERVE_GRACE + 30 seconds.
 
 \b
 Default schedules (cron, UTC; change them in \\[schedules] of data/topics.toml):
@@ -370,6 +371,7 @@ Default schedules (cron, UTC; change them in \\[schedules] of data/topics.toml):
 Settings (.env or environment):
   PREFECT_API_URL        use this Prefect server instead of starting one
   AIMUSIC_RUN_LOCK_WAIT  seconds a run waits for another run on the same database, then skips (600)
+  AIMUSIC_SERVE_GRACE    seconds runs in progress get to finish after Ctrl-C before they are ended (10)
   AIMUSIC_ALERT_URLS     webhook (http/https) or Apprise URLs for alerts, comma-separated
   AIMUSIC_TASK_RUNNER    threads (default), dask, dask:local:N or dask:tcp://host:port for scoring
   AIMUSIC_DB, AIMUSIC_MODEL, AIMUSIC_TOPICS as for `aimusic run`

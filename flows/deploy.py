@@ -34,23 +34,28 @@ progress (``AIMUSIC_RUN_LOCK_WAIT``, default 600 s) and then skip.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from flows.prefect_server import PrefectServer, connect_or_start, stop_server
+from flows.prefect_server import PrefectServer, ServerError, connect_or_start, stop_server
 from flows.topics import Topics, TopicsError
 
 log = logging.getLogger(__name__)
 
 OFF = ("", "off", "never", "none")
+# seconds the runner gets to stop cleanly after Ctrl-C before it and its flow runs are ended
+RUNNER_GRACE = float(os.environ.get("AIMUSIC_SERVE_GRACE", "10"))
 
 
 def check_cron(expr: str) -> str:
@@ -305,6 +310,60 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def specs_json(specs: Sequence[DeploymentSpec], limit: int | None) -> str:
+    """What :mod:`flows.serve_runner` reads on stdin."""
+    return json.dumps({"specs": [asdict(s) for s in specs], "limit": limit})
+
+
+def start_runner(specs: Sequence[DeploymentSpec], api_url: str, limit: int | None) -> subprocess.Popen:
+    """Start :mod:`flows.serve_runner` in its own session (so only the supervisor decides when it stops)."""
+    env = {**os.environ, "PREFECT_API_URL": api_url}  # the runner and its flow-run subprocesses use this server
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.serve_runner"], stdin=subprocess.PIPE, env=env, start_new_session=True,
+        text=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(specs_json(specs, limit))
+    proc.stdin.close()
+    return proc
+
+
+def stop_tree(proc: subprocess.Popen, *, grace: float = RUNNER_GRACE, kill_after: float = 5.0) -> None:
+    """Stop the runner and every process under it (flow runs live in process groups of their own) in bounded
+    time: SIGINT and ``grace`` seconds for the runner to stop cleanly, then SIGTERM to whatever is left, then
+    SIGKILL after ``kill_after`` seconds. Committed data is safe (each write is one transaction) and the run
+    lock dies with its holder, so a run cut short is simply done again at its next schedule."""
+    import psutil
+
+    try:
+        root = psutil.Process(proc.pid)
+        tree = [root, *root.children(recursive=True)]  # taken first: children outlive a dead parent's links
+    except psutil.NoSuchProcess:
+        proc.wait()
+        return
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            log.warning("the deployment runner did not stop within %.0fs: ending it and its flow runs", grace)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        tree += root.children(recursive=True)
+    alive = [p for p in {p.pid: p for p in tree}.values() if p.is_running()]
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.terminate()
+    _, alive = psutil.wait_procs(alive, timeout=kill_after)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(alive, timeout=kill_after)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=1)
+    log.info("deployment runner stopped")
+
+
 def serve(
     specs: Sequence[DeploymentSpec],
     *,
@@ -312,24 +371,36 @@ def serve(
     port: int = 4200,
     limit: int | None = None,
     on_ready: Callable[[PrefectServer], None] | None = None,
+    grace: float = RUNNER_GRACE,
 ) -> None:
-    """Serve ``specs`` until Ctrl-C or SIGTERM, then stop the server if this call started it."""
+    """Serve ``specs`` until Ctrl-C or SIGTERM, then stop the runner, its flow runs and (if this call started
+    it) the server, all within about ``grace + 30`` seconds whatever the runs are doing."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     server: PrefectServer | None = None
+    runner: subprocess.Popen | None = None
     try:
         with _sigterm_as_interrupt():
             server = connect_or_start(host, port)
-            os.environ["PREFECT_API_URL"] = server.api_url  # flow-run subprocesses inherit it
-            from prefect import serve as prefect_serve
-            from prefect.settings import PREFECT_API_URL, temporary_settings
-
-            with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-                deployments = to_deployments(specs)
-                if on_ready:
-                    on_ready(server)
-                prefect_serve(*deployments, pause_on_shutdown=True, limit=limit, print_starting_message=False)
+            runner = start_runner(specs, server.api_url, limit)
+            if on_ready:
+                on_ready(server)
+            code = runner.wait()
+            raise ServerError(f"the deployment runner exited by itself with code {code} (see the log above)")
     except KeyboardInterrupt:
         log.info("interrupted: shutting down")
     finally:
-        if server is not None:
-            stop_server(server)
+        with _ignore_interrupts():  # a second Ctrl-C must not leave processes behind
+            if runner is not None:
+                stop_tree(runner, grace=grace)
+            if server is not None:
+                stop_server(server)
+
+
+@contextlib.contextmanager
+def _ignore_interrupts() -> Iterator[None]:
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

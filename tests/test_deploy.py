@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 from typer.testing import CliRunner
@@ -180,17 +182,27 @@ def test_served_deployment_runs_on_schedule_and_records_itself(tmp_path: Path):
         assert completed, "the scheduled run never reached Completed"
         assert completed[0]["auto_scheduled"] and completed[0]["deployment_id"]
     finally:
+        # every process aimusic serve started: the server, the runner and the flow runs in progress (a run
+        # starts every 5 s, so one is usually running now); none may outlive it
+        tree = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole foreground group
+        stopping = time.monotonic()
         try:
             code = proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            for p in [psutil.Process(proc.pid), *tree]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    p.kill()
             raise
         finally:
             log.close()
+    took = time.monotonic() - stopping
     text = (tmp_path / "serve.log").read_text()
     assert code == 0, text[-3000:]
-    assert "Prefect server stopped" in text
+    assert took < 45, f"aimusic serve took {took:.0f}s to stop (bound: grace 10 s + 30 s)"
+    assert "Prefect server stopped" in text and "deployment runner stopped" in text, text[-3000:]
+    left = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"processes outlived aimusic serve: {[(p.pid, p.cmdline()[:4]) for p in left]}"
     deadline = time.monotonic() + 15
     while _port_open(port) and time.monotonic() < deadline:
         time.sleep(0.5)
