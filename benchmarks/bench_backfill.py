@@ -186,9 +186,9 @@ def make_dump(path: Path, lines: int, seed: int, long_window: bool) -> None:
 
 def child_import(dump: Path, db: Path, force: bool) -> None:
     """Runs in a fresh process: import, print a JSON line with the figures and this process's peak memory."""
-    from flows.backfill import BackfillOptions, backfill_paths
-    from flows.store import Store
-    from flows.topics import load_topics
+    from aimusic.core.topics import load_topics
+    from aimusic.pipeline.backfill import BackfillOptions, backfill_paths
+    from aimusic.store.db import Store
 
     store = Store(db)
     before = store.count("posts")

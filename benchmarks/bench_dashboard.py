@@ -27,16 +27,16 @@ sys.path.insert(0, str(ROOT))
 
 import duckdb  # noqa: E402
 
-from flows.dashboard import data  # noqa: E402
-from flows.dashboard.db import read_connection  # noqa: E402
-from flows.dashboard.entities import build_entity_map  # noqa: E402
-from flows.dashboard.facts import Facts, read_version  # noqa: E402
-from flows.pipeline import score_posts  # noqa: E402
-from flows.queries import Filters  # noqa: E402
-from flows.relevance import RelevanceFilter  # noqa: E402
-from flows.sources.demo import event_dates, generate_table  # noqa: E402
-from flows.store import Store  # noqa: E402
-from flows.topics import load_topics  # noqa: E402
+from aimusic.core.topics import load_topics  # noqa: E402
+from aimusic.dashboard import data  # noqa: E402
+from aimusic.dashboard.db import read_connection  # noqa: E402
+from aimusic.dashboard.entities import build_entity_map  # noqa: E402
+from aimusic.dashboard.facts import Facts, read_version  # noqa: E402
+from aimusic.debate.relevance import RelevanceFilter  # noqa: E402
+from aimusic.pipeline.collect import score_posts  # noqa: E402
+from aimusic.sources.demo import event_dates, generate_table  # noqa: E402
+from aimusic.store.db import Store  # noqa: E402
+from aimusic.store.queries import Filters  # noqa: E402
 from sentiment import load_scorer  # noqa: E402
 
 END = date(2026, 2, 28)

@@ -18,9 +18,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flows.records import POST_COLUMNS
-from flows.sources.demo import generate_table
-from flows.store import Store
+from aimusic.core.records import POST_COLUMNS
+from aimusic.sources.demo import generate_table
+from aimusic.store.db import Store
 
 
 def timed(label: str, n: int, fn) -> float:

@@ -5,8 +5,8 @@
 1. Builds a DuckDB file with ``--posts`` short synthetic posts (the demo generator, ~60-120 characters each,
    each made unique) in a temporary directory, and clears the language of ``--score`` of them so detection
    runs too.
-2. Runs the real scoring step (:func:`flows.rescore.score_store`: language detection, then
-   :func:`flows.pipeline.score_posts` in its batches of 2,000 read from the 1M-post table) for ``--score``
+2. Runs the real scoring step (:func:`aimusic.pipeline.rescore.score_store`: language detection, then
+   :func:`aimusic.pipeline.collect.score_posts` in its batches of 2,000 read from the 1M-post table) for ``--score``
    posts (``--score 0``: all of them, hours on 2 CPUs) and samples this process's RSS after every batch.
 3. Prints peak RSS (the kernel's high-water mark, ``ru_maxrss``), RSS after loading, the per-batch RSS
    series and its slope over the second half of the run. A slope near zero shows memory does not grow
@@ -46,8 +46,8 @@ def build(db: Path, posts: int, clear_lang: int) -> float:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from flows.sources.demo import generate_table
-    from flows.store import Store
+    from aimusic.sources.demo import generate_table
+    from aimusic.store.db import Store
 
     started = time.perf_counter()
     store = Store(db)
@@ -76,8 +76,8 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help="reuse this database (built if missing) instead of a temp one")
     args = parser.parse_args()
 
-    from flows.rescore import score_store
-    from flows.store import Store
+    from aimusic.pipeline.rescore import score_store
+    from aimusic.store.db import Store
     from sentiment import load_scorer
 
     with tempfile.TemporaryDirectory(prefix="aimusic-mem-") as tmp:

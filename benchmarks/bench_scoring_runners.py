@@ -35,12 +35,12 @@ def main() -> None:
 
     from prefect.testing.utilities import prefect_test_harness
 
+    from aimusic.core.topics import load_topics
+    from aimusic.debate.relevance import RelevanceFilter
+    from aimusic.sources.demo import generate_table
+    from aimusic.store.db import Store
     from flows.monitor import score_task
-    from flows.relevance import RelevanceFilter
     from flows.scoring import score_flow, task_runner
-    from flows.sources.demo import generate_table
-    from flows.store import Store
-    from flows.topics import load_topics
 
     with tempfile.TemporaryDirectory(prefix="aimusic-bench-") as tmp, prefect_test_harness(server_startup_timeout=90):
         base = Path(tmp) / "base.duckdb"

@@ -29,12 +29,12 @@ def main() -> None:
     parser.add_argument("--encode", type=int, default=1_000, help="posts for the stance/arguments speed")
     args = parser.parse_args()
 
-    from flows.arguments import ArgumentTagger
-    from flows.entities import EntityTagger
-    from flows.labelled import DATA_DIR, RELEVANCE_SET, evaluate_relevance, load_labelled, multi_report
-    from flows.relevance import RelevanceFilter
-    from flows.sources.demo import generate_table
-    from flows.topics import load_topics
+    from aimusic.core.topics import load_topics
+    from aimusic.debate.arguments import ArgumentTagger
+    from aimusic.debate.entities import EntityTagger
+    from aimusic.debate.labelled import DATA_DIR, RELEVANCE_SET, evaluate_relevance, load_labelled, multi_report
+    from aimusic.debate.relevance import RelevanceFilter
+    from aimusic.sources.demo import generate_table
     from sentiment.stance import STANCE_LABELS, embed, load_stance
 
     topics = load_topics()

@@ -24,7 +24,7 @@ maintenance-weekly          ``30 3 * * 0``      Sundays: re-score posts without 
 
 Every deployment has a Prefect concurrency limit of 1 with ``CANCEL_NEW``: a run that is still going
 when its next one is due makes Prefect cancel the newcomer (visible as Cancelled) instead of queueing a
-pile-up. Across deployments, the database run lock (:mod:`flows.runlock`) makes a run wait for the one in
+pile-up. Across deployments, the database run lock (:mod:`aimusic.ops.runlock`) makes a run wait for the one in
 progress (``AIMUSIC_RUN_LOCK_WAIT``, default 600 s) and then skip.
 
 :func:`plan` is pure (config in, :class:`DeploymentSpec` list out); :func:`serve` starts or finds the server
@@ -48,8 +48,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from aimusic.core.topics import Topics, TopicsError
 from flows.prefect_server import PrefectServer, ServerError, connect_or_start, stop_server
-from flows.topics import Topics, TopicsError
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class Schedules(BaseModel):
 
 def load_schedules(topics: Topics) -> Schedules:
     """Validate ``[schedules]``; errors name the key and its line in topics.toml."""
-    from flows.topics import _describe
+    from aimusic.core.topics import _describe
 
     try:
         schedules = Schedules.model_validate(topics.schedules)

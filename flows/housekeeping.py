@@ -5,7 +5,7 @@
   atomically, and ``posts/posts-<day>.parquet`` with the previous UTC day's posts and their scores.
 - :func:`maintenance_flow` (weekly): scores every post that lacks a current score from the default model
   (after a model upgrade, or posts a failed run left unscored) with the monitor's own scoring step, then
-  compacts the database (:mod:`flows.compact`).
+  compacts the database (:mod:`aimusic.ops.compact`).
 
 Both hold the database's run lock, like the monitor flow, so they never overlap a monitoring run.
 """
@@ -23,13 +23,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
-from flows.compact import compact
-from flows.config import EXPORTS_DIR, get_settings, resolve_db
+from aimusic.core.config import EXPORTS_DIR, get_settings, resolve_db
+from aimusic.ops.compact import compact
+from aimusic.ops.runlock import run_lock
+from aimusic.store.db import Store
+from aimusic.store.queries import Filters, export
 from flows.monitor import score_task
-from flows.queries import Filters, export
-from flows.runlock import run_lock
 from flows.scoring import score_flow, task_runner, uses_dask
-from flows.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def write_exports(store: Store, out_dir: Path, *, day: date, model: str | None =
 def _index_export(store: Store, target: Path, rows: int, filters: Filters) -> None:
     """List a posts export in the privacy index, so a takedown (`aimusic forget`) rewrites it too."""
     try:
-        from flows.privacy import record_export
+        from aimusic.store.privacy import record_export
     except ImportError:  # the privacy module is optional
         return
     record_export(store, target, "posts", "parquet", rows, {"since": filters.start, "until": filters.end})

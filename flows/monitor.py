@@ -1,11 +1,11 @@
 """The monitor flow (Prefect 3): one task per source, then scoring, then the run record, alerts and a report.
 
-Thin on purpose: the work is in :mod:`flows.pipeline`; this module adds Prefect's logging, task isolation,
+Thin on purpose: the work is in :mod:`aimusic.pipeline.collect`; this module adds Prefect's logging, task isolation,
 retries and observability. Tasks take plain values (paths, names) so they can run in another process or worker.
 
-A run holds the database's run lock (:mod:`flows.runlock`) from collection to alerts, so runs of different
+A run holds the database's run lock (:mod:`aimusic.ops.runlock`) from collection to alerts, so runs of different
 schedules never overlap; its Prefect state says how it went (see :func:`monitor_flow`), and it publishes a
-markdown artifact with the per-source figures and the sentiment of the new posts (:mod:`flows.runreport`).
+markdown artifact with the per-source figures and the sentiment of the new posts (:mod:`aimusic.ops.runreport`).
 """
 
 from __future__ import annotations
@@ -22,20 +22,20 @@ from prefect.context import get_run_context
 from prefect.states import Completed, Failed, State
 from prefect.tasks import exponential_backoff
 
-from flows.alerts import load_rules, mark_delivered, raise_alerts, undelivered
-from flows.config import Settings, get_settings, resolve_db
-from flows.notify import deliver, split_urls
-from flows.pipeline import SourceSummary, check_source, collect_source
-from flows.relevance import RelevanceFilter
-from flows.rescore import choose_scorer, load_multilingual, score_store
-from flows.runlock import run_lock
-from flows.runreport import artifact_key, new_post_sentiment, redact, run_markdown, run_outcome
+from aimusic.core.config import Settings, get_settings, resolve_db
+from aimusic.core.topics import load_topics
+from aimusic.debate.relevance import RelevanceFilter
+from aimusic.ops.alerts import load_rules, mark_delivered, raise_alerts, undelivered
+from aimusic.ops.notify import deliver, split_urls
+from aimusic.ops.runlock import run_lock
+from aimusic.ops.runreport import artifact_key, new_post_sentiment, redact, run_markdown, run_outcome
+from aimusic.pipeline.collect import SourceSummary, check_source, collect_source
+from aimusic.pipeline.rescore import choose_scorer, load_multilingual, score_store
+from aimusic.sources import REGISTRY, get_source
+from aimusic.sources.base import CollectContext, SourceUnavailable
+from aimusic.store.db import Store, StoreError
 from flows.scoring import score_flow, task_runner, uses_dask
 from flows.signals_task import run_signals
-from flows.sources import REGISTRY, get_source
-from flows.sources.base import CollectContext, SourceUnavailable
-from flows.store import Store, StoreError
-from flows.topics import load_topics
 from sentiment import ScorerError
 
 
@@ -245,7 +245,7 @@ def _monitor_pass(
     else:
         problems.append(f"scoring failed: {redact(_state_error(score_state), settings)}")
         logger.error(problems[-1])
-    problems.extend(run_signals(str(plan.db), topics_path, logger))  # entities, arguments, stance (flows.signals)
+    problems.extend(run_signals(str(plan.db), topics_path, logger))  # entities, arguments, stance
     rows = [s.as_row(run_id, model_id) for s in [*summaries, *plan.skipped]]
     for row in rows:
         row["error"] = redact(row.get("error"), settings)

@@ -9,8 +9,8 @@
 
 Workers only compute: the flow process fills missing languages, reads each batch of unscored posts, ships
 chunks (Arrow tables of id, title, text, lang) to the tasks, and writes the returned scores itself, because
-DuckDB has a single writer. Each chunk is scored by :func:`flows.pipeline.score_posts` over an in-memory
-stand-in for the store, so the scores are exactly those of a local run (:func:`flows.rescore.score_store`).
+DuckDB has a single writer. Each chunk is scored by :func:`aimusic.pipeline.collect.score_posts` over an in-memory
+stand-in for the store, so the scores are exactly those of a local run (:func:`aimusic.pipeline.rescore.score_store`).
 Posts the main model declines for their language go to ``AIMUSIC_MULTILINGUAL_MODEL`` afterwards, in the
 flow process (usually a small share). A worker that loads a different model than the flow (say, the
 transformer weights are missing there and it would fall back to VADER) fails the chunk instead of mixing
@@ -30,11 +30,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from flows.config import ConfigError, get_settings
-from flows.languages import fill_languages
-from flows.pipeline import score_posts
-from flows.rescore import load_multilingual, score_store
-from flows.store import Store
+from aimusic.core.config import ConfigError, get_settings
+from aimusic.core.languages import fill_languages
+from aimusic.pipeline.collect import score_posts
+from aimusic.pipeline.rescore import load_multilingual, score_store
+from aimusic.store.db import Store
 from sentiment import Scorer, ScorerError, load_default, load_scorer
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def score_flow(
     (choose one with ``score_flow.with_options(task_runner=task_runner(spec))``). Returns (model id, scored
     posts per source)."""
     logger = get_run_logger()
-    name = model or get_settings().model  # what flows.rescore.choose_scorer picks, as a name workers can load
+    name = model or get_settings().model  # rescore.choose_scorer's pick, as a name workers load
     scorer = _scorer(name)
     model_id = scorer.model_id
     store = Store(db)

@@ -1,4 +1,4 @@
-"""The monitor flow's debate-signals step as a Prefect task (the work is :func:`flows.signals.update_signals`).
+"""The monitor flow's debate-signals step as a Prefect task (the work is :func:`aimusic.debate.signals.update_signals`).
 
 Runs after sentiment scoring: entities, arguments and stance for the posts that lack them. Idempotent and
 resumable, so it retries when the database was busy; a model that cannot load here is a note, not a failure.
@@ -12,10 +12,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from flows.config import get_settings
-from flows.signals import update_signals
-from flows.store import Store
-from flows.topics import load_topics
+from aimusic.core.config import get_settings
+from aimusic.core.topics import load_topics
+from aimusic.debate.signals import update_signals
+from aimusic.store.db import Store
 
 
 @task(

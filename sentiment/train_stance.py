@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from flows.labelled import DATA_DIR, load_labelled, multi_report
+from aimusic.debate.labelled import DATA_DIR, load_labelled, multi_report
 from sentiment.stance import HEAD_FILE, STANCE_LABELS, MinilmStanceScorer, StanceHead, embed
 
 log = logging.getLogger(__name__)

@@ -67,14 +67,14 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(db_path: Path):
-    from flows.store import Store
+    from aimusic.store.db import Store
 
     return Store(db_path)
 
 
 @pytest.fixture
 def topics():
-    from flows.topics import load_topics
+    from aimusic.core.topics import load_topics
 
     return load_topics()
 
@@ -86,7 +86,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith(("REDDIT_", "X_BEARER", "BLUESKY_", "AIMUSIC_")):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("flows.config.PROJECT_ENV_FILE", tmp_path / ".env")
+    monkeypatch.setattr("aimusic.core.config.PROJECT_ENV_FILE", tmp_path / ".env")
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 import responses
 
-from flows.topics import Topics, load_topics
+from aimusic.core.topics import Topics, load_topics
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # the fixtures' clock

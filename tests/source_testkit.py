@@ -28,7 +28,7 @@ def fixture_json(source: str, name: str) -> Any:
 
 def make_topics(tmp_path: Path, sources: str = "") -> Any:
     """A small, stable topics file (the project's own is edited by other features)."""
-    from flows.topics import load_topics
+    from aimusic.core.topics import load_topics
 
     path = tmp_path / "topics.toml"
     path.write_text(TOPICS_TOML + "\n" + sources, encoding="utf-8")
@@ -36,7 +36,7 @@ def make_topics(tmp_path: Path, sources: str = "") -> Any:
 
 
 def settings(**overrides: Any) -> Any:
-    from flows.config import Settings
+    from aimusic.core.config import Settings
 
     return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
 
@@ -55,7 +55,7 @@ class Sleeps(list):
 
 def patch_sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
     """Replace every wait of the HTTP sources with a recorder (use in a ``sleeps`` fixture)."""
-    from flows.sources import http
+    from aimusic.sources import http
 
     recorder = Sleeps()
     monkeypatch.setattr(http, "sleep", recorder)
@@ -63,14 +63,14 @@ def patch_sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
 
 
 def clear_probes() -> None:
-    from flows.sources.http import clear_probe_cache
+    from aimusic.sources.http import clear_probe_cache
 
     clear_probe_cache()
 
 
 def collect(source_name: str, store: Any, topics: Any, settings_obj: Any | None = None) -> Any:
-    from flows.pipeline import collect_source
-    from flows.sources import get_source
+    from aimusic.pipeline.collect import collect_source
+    from aimusic.sources import get_source
 
     return collect_source(get_source(source_name), store, topics, settings_obj or settings())
 

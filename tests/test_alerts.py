@@ -14,7 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from flows.alerts import (
+from aimusic.core.records import POST_SCHEMA
+from aimusic.core.topics import TopicsError, load_topics
+from aimusic.ops.alerts import (
     AlertRules,
     Window,
     build_series,
@@ -26,10 +28,8 @@ from flows.alerts import (
     sentiment_shift,
     volume_spike,
 )
-from flows.notify import deliver, describe_url, digest_markdown
-from flows.records import POST_SCHEMA
-from flows.store import Store
-from flows.topics import TopicsError, load_topics
+from aimusic.ops.notify import deliver, describe_url, digest_markdown
+from aimusic.store.db import Store
 
 RULES = AlertRules()
 START = date(2026, 1, 5)  # a Monday
@@ -271,7 +271,7 @@ class Receiver:
 def no_retry_wait(monkeypatch):
     from tenacity import wait_none
 
-    import flows.notify as notify
+    import aimusic.ops.notify as notify
 
     monkeypatch.setattr(notify._post.retry, "wait", wait_none())
 
@@ -322,7 +322,7 @@ def test_failed_delivery_is_reported_not_raised_and_never_shows_the_token(store:
 
 def test_digest_lists_top_posts():
     end = datetime(2026, 3, 10, tzinfo=UTC)
-    from flows.alerts import Alert
+    from aimusic.ops.alerts import Alert
 
     alert = Alert("volume_spike", "reddit", end.date(), end - timedelta(days=1), end, 120, 20, None, 60, 9.0, "up",
                   120, "m", "Volume spike in reddit: 120 posts",
@@ -341,11 +341,11 @@ def test_dashboard_alerts_view_lists_replayed_alerts(monkeypatch, tmp_path: Path
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from flows.config import PROJECT_ROOT
-    from flows.pipeline import score_posts
-    from flows.queries import pick_model
-    from flows.relevance import RelevanceFilter
-    from flows.sources.demo import event_dates, generate_table
+    from aimusic.core.config import PROJECT_ROOT
+    from aimusic.debate.relevance import RelevanceFilter
+    from aimusic.pipeline.collect import score_posts
+    from aimusic.sources.demo import event_dates, generate_table
+    from aimusic.store.queries import pick_model
     from sentiment import load_scorer
 
     topics = load_topics()

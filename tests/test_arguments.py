@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from flows.arguments import SIMILARITY_THRESHOLD, ArgumentTagger
-from flows.labelled import DATA_DIR, load_labelled
-from flows.topics import Argument, TopicsError, load_topics
+from aimusic.core.topics import Argument, TopicsError, load_topics
+from aimusic.debate.arguments import SIMILARITY_THRESHOLD, ArgumentTagger
+from aimusic.debate.labelled import DATA_DIR, load_labelled
 
 ARGUMENTS_SET = DATA_DIR / "arguments.tsv"
 

@@ -17,10 +17,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from source_testkit import TOPICS_TOML, make_topics
 
-from flows.backfill import BackfillOptions, backfill_file, backfill_paths, fingerprint, load_progress, summary_line
-from flows.backfill_formats import FormatError, detect_format, parse_mapping
-from flows.quickfilter import CASE_SPECIALS, QuickRelevance
-from flows.relevance import RelevanceFilter
+from aimusic.debate.quickfilter import CASE_SPECIALS, QuickRelevance
+from aimusic.debate.relevance import RelevanceFilter
+from aimusic.pipeline.backfill import (
+    BackfillOptions,
+    backfill_file,
+    backfill_paths,
+    fingerprint,
+    load_progress,
+    summary_line,
+)
+from aimusic.pipeline.backfill_formats import FormatError, detect_format, parse_mapping
 
 NOW = 1_762_960_000
 
@@ -339,7 +346,7 @@ def test_generic_jsonl_needs_a_source(tmp_path, store, topics) -> None:
 def test_cli_backfill(tmp_path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from aimusic.cli.main import app
 
     (tmp_path / "topics.toml").write_text(TOPICS_TOML)
     path = write_zst(tmp_path / "RC.zst", dump_lines())
@@ -349,7 +356,7 @@ def test_cli_backfill(tmp_path, monkeypatch) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "10 lines read, 7 relevant, 6 new, 1 duplicates, 1 bad" in result.output
-    from flows.store import Store
+    from aimusic.store.db import Store
 
     store = Store(db)
     assert store.count("posts") == 6
@@ -365,7 +372,7 @@ def test_cli_backfill(tmp_path, monkeypatch) -> None:
 
 
 def _project_topics() -> Any:
-    from flows.topics import load_topics
+    from aimusic.core.topics import load_topics
 
     return load_topics()
 
@@ -452,7 +459,7 @@ def test_fingerprint_ignores_name_and_time(tmp_path) -> None:
 def test_precheck_sees_a_key_hidden_inside_another_match(tmp_path) -> None:
     # "aiso" (key of "xx aiso", which does not match here) is found first in "aisong" and hides "song", the key
     # of "AI song", which does
-    from flows.topics import load_topics
+    from aimusic.core.topics import load_topics
 
     path = tmp_path / "t.toml"
     path.write_text('[tracking]\nterms = ["xx aiso", "AI song"]\n')

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from flows.records import Post, clean_text, posts_to_arrow, to_utc
-from flows.relevance import RelevanceFilter, TermMatcher
-from flows.topics import load_topics
+from aimusic.core.records import Post, clean_text, posts_to_arrow, to_utc
+from aimusic.core.topics import load_topics
+from aimusic.debate.relevance import RelevanceFilter, TermMatcher
 from sentiment import load_scorer
 
 NASTY = [
@@ -37,7 +37,7 @@ def relevance() -> RelevanceFilter:
 
 @pytest.mark.parametrize("text", NASTY)
 def test_nasty_text_through_record_relevance_store_and_score(text, relevance, tmp_path):
-    from flows.store import Store
+    from aimusic.store.db import Store
 
     post = Post(source="x", post_id="1", created_at=1_760_000_000, text=text)
     assert "\x00" not in post.text and len(post.text) <= 100_000
@@ -73,7 +73,7 @@ def test_authors(author):
 
 
 def test_duplicated_ids_in_one_page_are_one_row(tmp_path):
-    from flows.store import Store
+    from aimusic.store.db import Store
 
     page = [Post(source="x", post_id=7, created_at=1_760_000_000, text=f"AI music v{i}",
                  fetched_at=datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=i)) for i in range(3)]

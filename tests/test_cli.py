@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.config import PROJECT_ROOT
-from flows.store import Store
+from aimusic.cli.main import app
+from aimusic.core.config import PROJECT_ROOT
+from aimusic.store.db import Store
 
 runner = CliRunner()
 SPINE_COMMANDS = ("run", "start", "demo", "score", "dashboard", "export", "status")

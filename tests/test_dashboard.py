@@ -18,21 +18,21 @@ import streamlit as st
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from flows.config import PROJECT_ROOT
-from flows.dashboard import data, freshness, stats
-from flows.dashboard.context import data_version
-from flows.dashboard.db import read_connection, resolve_dashboard_db
-from flows.dashboard.entities import build_entity_map
-from flows.dashboard.facts import FACT_COLUMNS, Facts, read_version
-from flows.dashboard.state import FilterState, Options
-from flows.dashboard.views import VIEWS, load_view
-from flows.pipeline import score_posts
-from flows.queries import Filters, guard_csv_frame
-from flows.relevance import RelevanceFilter
-from flows.sources.base import Source
-from flows.sources.demo import event_dates, generate_table
-from flows.store import Store, StoreError
-from flows.topics import Entity, load_topics
+from aimusic.core.config import PROJECT_ROOT
+from aimusic.core.topics import Entity, load_topics
+from aimusic.dashboard import data, freshness, stats
+from aimusic.dashboard.context import data_version
+from aimusic.dashboard.db import read_connection, resolve_dashboard_db
+from aimusic.dashboard.entities import build_entity_map
+from aimusic.dashboard.facts import FACT_COLUMNS, Facts, read_version
+from aimusic.dashboard.state import FilterState, Options
+from aimusic.dashboard.views import VIEWS, load_view
+from aimusic.debate.relevance import RelevanceFilter
+from aimusic.pipeline.collect import score_posts
+from aimusic.sources.base import Source
+from aimusic.sources.demo import event_dates, generate_table
+from aimusic.store.db import Store, StoreError
+from aimusic.store.queries import Filters, guard_csv_frame
 from sentiment import load_scorer
 
 APP = str(PROJECT_ROOT / "app.py")
@@ -244,9 +244,9 @@ def test_freshness_check() -> None:
 
 def test_resolve_dashboard_db_falls_back_to_demo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     default, demo = tmp_path / "aimusic.duckdb", tmp_path / "demo.duckdb"
-    monkeypatch.setattr("flows.dashboard.db.DEFAULT_DB", default)
-    monkeypatch.setattr("flows.dashboard.db.DEMO_DB", demo)
-    monkeypatch.setattr("flows.dashboard.db.resolve_db", lambda db=None: default)
+    monkeypatch.setattr("aimusic.dashboard.db.DEFAULT_DB", default)
+    monkeypatch.setattr("aimusic.dashboard.db.DEMO_DB", demo)
+    monkeypatch.setattr("aimusic.dashboard.db.resolve_db", lambda db=None: default)
     assert resolve_dashboard_db().path == default  # neither exists: the configured one, empty state
     demo.touch()
     chosen = resolve_dashboard_db()
@@ -401,7 +401,7 @@ def test_event_write_waits_for_this_process_readers(db_copy: Path) -> None:
     """DuckDB refuses a read-write connection while this process holds a read-only one: the write retries."""
     import threading
 
-    from flows.dashboard.db import add_event
+    from aimusic.dashboard.db import add_event
 
     reader = duckdb.connect(str(db_copy), read_only=True)
     threading.Timer(0.3, reader.close).start()
@@ -433,9 +433,9 @@ class LateSource(Source):
 
 @pytest.fixture
 def late_source(monkeypatch: pytest.MonkeyPatch) -> None:
-    import flows.sources
+    import aimusic.sources
 
-    monkeypatch.setitem(flows.sources.REGISTRY, "latesrc", f"{__name__}:LateSource")
+    monkeypatch.setitem(aimusic.sources.REGISTRY, "latesrc", f"{__name__}:LateSource")
 
 
 def test_every_view_renders(monkeypatch: pytest.MonkeyPatch, seeded: Path, late_source: None) -> None:
@@ -588,7 +588,7 @@ def test_busy_database_is_a_message_not_a_crash(monkeypatch: pytest.MonkeyPatch,
     def busy(db):
         raise StoreError(f"database {db} is busy: another aimusic process holds it for writing")
 
-    monkeypatch.setattr("flows.dashboard.context.read_connection", busy)
+    monkeypatch.setattr("aimusic.dashboard.context.read_connection", busy)
     at = app(monkeypatch, seeded)
     assert "cannot be read right now" in texts(at)
 

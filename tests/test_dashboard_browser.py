@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.config import PROJECT_ROOT
+from aimusic.core.config import PROJECT_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

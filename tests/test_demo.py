@@ -2,8 +2,8 @@ from datetime import date
 
 import pyarrow.compute as pc
 
-from flows.records import POST_SCHEMA
-from flows.sources.demo import PLATFORMS, generate_table
+from aimusic.core.records import POST_SCHEMA
+from aimusic.sources.demo import PLATFORMS, generate_table
 
 
 def test_reproducible_and_schema():

@@ -16,10 +16,10 @@ import pytest
 import requests
 from typer.testing import CliRunner
 
+from aimusic.core.topics import TopicsError, load_topics
+from aimusic.store.db import Store, StoreError
 from flows.deploy import DEFAULT_GROUPS, Schedules, load_schedules, plan
 from flows.prefect_server import api_healthy, free_port
-from flows.store import Store, StoreError
-from flows.topics import TopicsError, load_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = ["demo", "reddit", "x", "hackernews", "mastodon", "bluesky", "arcticshift", "lemmy"]
@@ -107,7 +107,7 @@ def test_bad_schedules_are_clear_errors(tmp_path: Path, section: str, message: s
 
 
 def test_serve_help_and_dry_run_describe_every_schedule(tmp_path: Path):
-    from flows.cli import app
+    from aimusic.cli.main import app
 
     runner = CliRunner()
     help_text = runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "160"}).output
@@ -158,7 +158,7 @@ def test_served_deployment_runs_on_schedule_and_records_itself(tmp_path: Path):
     )
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 (closed in finally)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "serve", "--demo", "--groups", "demo", "--interval", "5",
+        [sys.executable, "-m", "aimusic.cli.main", "serve", "--demo", "--groups", "demo", "--interval", "5",
          "--no-export", "--no-maintenance", "--db", str(db), "--topics", str(topics), "--port", str(port)],
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from flows.entities import EntityTagger
-from flows.records import Post, posts_to_arrow
-from flows.signals import tag_entities
-from flows.topics import Entity
+from aimusic.core.records import Post, posts_to_arrow
+from aimusic.core.topics import Entity
+from aimusic.debate.entities import EntityTagger
+from aimusic.debate.signals import tag_entities
 
 T0 = "2025-11-11T12:00:00Z"
 
@@ -71,9 +71,9 @@ def test_stored_incremental_and_retagged(store, topics):
 
 
 def test_collect_source_tags_at_upsert(store, topics):
-    from flows.config import get_settings
-    from flows.pipeline import collect_source
-    from flows.sources.base import Batch, Source
+    from aimusic.core.config import get_settings
+    from aimusic.pipeline.collect import collect_source
+    from aimusic.sources.base import Batch, Source
 
     class Fake(Source):
         name = "fake"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from aimusic.store.db import Store
 from flows.monitor import monitor_flow, plan_run
-from flows.store import Store
 
 SMALL = """
 [tracking]
@@ -69,7 +69,7 @@ def test_named_unknown_source_is_a_clear_error(tmp_path, topics_file):
 def test_no_source_available_falls_back_to_demo(monkeypatch, tmp_path, topics_file):
     import flows.monitor as monitor
 
-    monkeypatch.setattr(monitor, "REGISTRY", {"demo": "flows.sources.demo:DemoSource"})
+    monkeypatch.setattr(monitor, "REGISTRY", {"demo": "aimusic.sources.demo:DemoSource"})
     monkeypatch.chdir(tmp_path)
     plan = plan_run(None, None, str(topics_file))
     assert plan.demo_fallback and plan.run == ["demo"]

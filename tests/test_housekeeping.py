@@ -9,13 +9,13 @@ import duckdb
 import pandas as pd
 import pytest
 
-from flows.compact import compact
+from aimusic.core.topics import load_topics
+from aimusic.debate.relevance import RelevanceFilter
+from aimusic.ops.compact import compact
+from aimusic.ops.runlock import run_lock
+from aimusic.sources.demo import generate_table
+from aimusic.store.db import Store
 from flows.housekeeping import export_flow, maintenance_flow, write_exports
-from flows.relevance import RelevanceFilter
-from flows.runlock import run_lock
-from flows.sources.demo import generate_table
-from flows.store import Store
-from flows.topics import load_topics
 
 
 def filled(path: Path, n: int = 3000, seed: int = 3) -> Store:

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from flows.records import Post
-from flows.sources import arcticshift, bluesky, hackernews, mastodon, reddit, x
+from aimusic.core.records import Post
+from aimusic.sources import arcticshift, bluesky, hackernews, mastodon, reddit, x
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SKIPPABLE = (ValidationError, KeyError, TypeError, ValueError, AttributeError)  # what normalize_items counts

@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 
 import flows.monitor as monitor
-from flows.config import Settings
+from aimusic.core.config import Settings
+from aimusic.ops.runlock import lock_path, run_lock
+from aimusic.ops.runreport import artifact_key, redact, run_markdown, run_outcome
+from aimusic.sources.base import Batch, CollectContext, Source
+from aimusic.store.db import Store
 from flows.monitor import MonitorRunFailed, monitor_flow
-from flows.runlock import lock_path, run_lock
-from flows.runreport import artifact_key, redact, run_markdown, run_outcome
-from flows.sources.base import Batch, CollectContext, Source
-from flows.store import Store
 
 SMALL = """
 [tracking]
@@ -90,7 +90,7 @@ def test_lock_held_by_another_process_and_released_when_it_dies(tmp_path: Path):
     db = tmp_path / "x.duckdb"
     code = textwrap.dedent(f"""
         import sys, time
-        from flows.runlock import run_lock
+        from aimusic.ops.runlock import run_lock
         with run_lock({str(db)!r}, 0, what="other process"):
             print("held", flush=True)
             time.sleep(60)

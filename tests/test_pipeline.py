@@ -2,10 +2,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from flows.config import get_settings
-from flows.pipeline import collect_source, score_posts
-from flows.records import Post
-from flows.sources.base import Batch, CollectContext, Source, SourceStopped, SourceUnavailable
+from aimusic.core.config import get_settings
+from aimusic.core.records import Post
+from aimusic.pipeline.collect import collect_source, score_posts
+from aimusic.sources.base import Batch, CollectContext, Source, SourceStopped, SourceUnavailable
 from sentiment import load_scorer
 
 

@@ -3,11 +3,11 @@ from datetime import UTC, datetime
 import pandas as pd
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.privacy import forget, pseudonym
-from flows.queries import export
-from flows.records import Post, posts_to_arrow
-from flows.store import Store
+from aimusic.cli.main import app
+from aimusic.core.records import Post, posts_to_arrow
+from aimusic.store.db import Store
+from aimusic.store.privacy import forget, pseudonym
+from aimusic.store.queries import export
 
 T0 = datetime(2025, 11, 11, tzinfo=UTC)
 
@@ -39,7 +39,7 @@ def test_forget_author_everywhere_and_block_reingest(tmp_path):
             "INSERT INTO scores SELECT source, post_id, 'm', 'neutral', 0, 1, 0, 'scored', text_md5, now() FROM posts"
         )
     out = tmp_path / "posts.csv"
-    from flows.privacy import record_export
+    from aimusic.store.privacy import record_export
 
     record_export(store, out, "posts", "csv", export(store, "posts", out), {})
     result = forget(store, author="alice")

@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from flows.records import POST_SCHEMA, Post, clean_text, posts_to_arrow, to_utc
+from aimusic.core.records import POST_SCHEMA, Post, clean_text, posts_to_arrow, to_utc
 
 
 def make(**kw):

@@ -6,10 +6,10 @@ from collections import Counter
 
 import pytest
 
-from flows.labelled import RELEVANCE_SET, binary_report, evaluate_relevance, load_labelled, split_of
-from flows.records import Post, posts_to_arrow
-from flows.relevance import RelevanceFilter, TermMatcher
-from flows.topics import load_topics
+from aimusic.core.records import Post, posts_to_arrow
+from aimusic.core.topics import load_topics
+from aimusic.debate.labelled import RELEVANCE_SET, binary_report, evaluate_relevance, load_labelled, split_of
+from aimusic.debate.relevance import RelevanceFilter, TermMatcher
 
 PRECISION, RECALL = 0.90, 0.85
 T0 = "2025-11-11T12:00:00Z"

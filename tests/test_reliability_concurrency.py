@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from flows.config import PROJECT_ROOT
-from flows.queries import Filters, daily_sql, pick_model, posts_sql
-from flows.store import Store
+from aimusic.core.config import PROJECT_ROOT
+from aimusic.store.db import Store
+from aimusic.store.queries import Filters, daily_sql, pick_model, posts_sql
 
 SOAK_SECONDS = float(os.environ.get("AIMUSIC_SOAK_SECONDS", "15"))
 

@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from flows.config import PROJECT_ROOT
-from flows.pipeline import score_posts
-from flows.sources.demo import generate_table
-from flows.store import Store
+from aimusic.core.config import PROJECT_ROOT
+from aimusic.pipeline.collect import score_posts
+from aimusic.sources.demo import generate_table
+from aimusic.store.db import Store
 from sentiment import load_scorer
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.config import PROJECT_ROOT
-from flows.sources.demo import generate_table
-from flows.store import Store, StoreError
+from aimusic.cli.main import app
+from aimusic.core.config import PROJECT_ROOT
+from aimusic.sources.demo import generate_table
+from aimusic.store.db import Store, StoreError
 
 runner = CliRunner()
 
@@ -81,7 +81,7 @@ def test_disk_full_is_a_clear_error(tmp_path: Path):
         "import resource, signal, sys\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))\n"
-        "from flows.cli import main\n"
+        "from aimusic.cli.main import main\n"
         f"sys.argv = ['aimusic', 'demo', '--posts', '40000', '--no-score', '--db', {str(db)!r}]\n"
         "main()\n"
     )

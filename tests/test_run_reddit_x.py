@@ -1,5 +1,5 @@
-"""``aimusic run --sources reddit,x`` end to end on recorded responses: through flows.pipeline, then through the
-real CLI (Prefect flow, scoring, the run summary and the runs table).
+"""``aimusic run --sources reddit,x`` end to end on recorded responses: through aimusic.pipeline.collect, then
+through the real CLI (Prefect flow, scoring, the run summary and the runs table).
 
 Reddit is a local HTTP server (praw's URL settings); X is ``responses`` (loopback passes through to the server).
 """
@@ -14,12 +14,12 @@ import responses
 from reddit_x_testkit import NOW, TOPICS_TOML, FakeReddit, XApi, standard_routes, x_standard_routes
 from typer.testing import CliRunner
 
-from flows.config import get_settings
+from aimusic.core.config import get_settings
+from aimusic.core.topics import load_topics
+from aimusic.pipeline.collect import collect_source
+from aimusic.sources import get_source, reddit, reddit_api, x
+from aimusic.store.db import Store
 from flows.monitor import plan_run
-from flows.pipeline import collect_source
-from flows.sources import get_source, reddit, reddit_api, x
-from flows.store import Store
-from flows.topics import load_topics
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_without_credentials_both_are_skipped_with_a_reason(tmp_path, topics_fil
 
 @pytest.mark.slow
 def test_aimusic_run_cli(prefect_harness, tmp_path, topics_file, credentials):
-    from flows.cli import app
+    from aimusic.cli.main import app
 
     db = tmp_path / "cli.duckdb"
     result = CliRunner().invoke(

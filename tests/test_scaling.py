@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.config import ConfigError
+from aimusic.core.config import ConfigError
+from aimusic.core.topics import load_topics
+from aimusic.debate.relevance import RelevanceFilter
+from aimusic.sources.demo import generate_table
+from aimusic.store.db import Store
 from flows.monitor import score_task
-from flows.relevance import RelevanceFilter
 from flows.scoring import ChunkStore, score_flow, task_runner, uses_dask
-from flows.sources.demo import generate_table
-from flows.store import Store
-from flows.topics import load_topics
 
 SCORE_COLUMNS = "source, post_id, model, label, negative, neutral, positive, status, text_md5"
 
@@ -53,7 +53,7 @@ def test_dask_cluster_scores_like_the_default_runner(prefect_harness, tmp_path: 
     for target in (default_db, threads_db, dask_db):
         shutil.copy(base, target)
 
-    # the monitor's own scoring step (flows.rescore.score_store under a Prefect task)
+    # the monitor's own scoring step (aimusic.pipeline.rescore.score_store under a Prefect task)
     model_id, counts = score_task(str(default_db), "vader")
     assert sum(counts.values()) == Store(base, read_only=True).count("posts")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import PROJECT_ROOT, get_settings
-from flows.sources import REGISTRY
+from aimusic.core.config import PROJECT_ROOT, get_settings
+from aimusic.sources import REGISTRY
 
 SENTINELS = {
     "REDDIT_CLIENT_SECRET": "SENTINEL-reddit-secret-5b1f",
@@ -40,10 +40,10 @@ def test_flow_outputs_never_contain_secrets(prefect_harness, monkeypatch, tmp_pa
     for k, v in {**SENTINELS, **PUBLIC}.items():
         monkeypatch.setenv(k, v)
     caplog.set_level(logging.DEBUG)
+    from aimusic.store.db import Store
+    from aimusic.store.privacy import record_export
+    from aimusic.store.queries import export
     from flows.monitor import monitor_flow
-    from flows.privacy import record_export
-    from flows.queries import export
-    from flows.store import Store
 
     db = tmp_path / "s.duckdb"
     # the project's topics with a small demo, so the flow stays quick; every real source is tried
@@ -94,7 +94,7 @@ def test_third_party_debug_logs_are_redacted(monkeypatch, caplog):
 
 @pytest.mark.parametrize("bad", ["abc", "-5"])
 def test_malformed_env_value_names_the_key(monkeypatch, bad):
-    from flows.config import ConfigError
+    from aimusic.core.config import ConfigError
 
     monkeypatch.setenv("AIMUSIC_RUN_LOCK_WAIT", bad)
     with pytest.raises(ConfigError, match="AIMUSIC_RUN_LOCK_WAIT"):

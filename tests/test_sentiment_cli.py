@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.records import Post, posts_to_arrow
-from flows.rescore import rescore
+from aimusic.cli.main import app
+from aimusic.core.records import Post, posts_to_arrow
+from aimusic.pipeline.rescore import rescore
 from sentiment import LABELS, load_scorer
 from sentiment.evaluate import metrics, read_tsv
 from sentiment.synthetic import build_tiny_classifier
@@ -114,7 +114,7 @@ def _rows(store, model: str) -> list[tuple]:
 def test_rescore_is_incremental_resumable_and_never_touches_other_models(store, db_path, tiny):
     _fill(store, 30)
     vader = load_scorer("vader")
-    from flows.pipeline import score_posts
+    from aimusic.pipeline.collect import score_posts
 
     score_posts(store, vader)
     before = _rows(store, vader.model_id)

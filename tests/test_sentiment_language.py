@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from flows.languages import fill_languages, update_langs
-from flows.records import Post, posts_to_arrow
-from flows.rescore import load_multilingual, score_store
+from aimusic.core.languages import fill_languages, update_langs
+from aimusic.core.records import Post, posts_to_arrow
+from aimusic.pipeline.rescore import load_multilingual, score_store
 from sentiment import Scorer, load_scorer
 from sentiment.language import UNDETERMINED, detect
 
@@ -116,7 +116,7 @@ def test_other_languages_go_to_the_multilingual_model_under_its_own_id(store):
 
 
 def test_score_posts_detects_in_memory_when_lang_is_missing(store):
-    from flows.pipeline import score_posts
+    from aimusic.pipeline.collect import score_posts
 
     store.upsert_posts(posts_to_arrow([_post(1, GERMAN)]))
     vader = load_scorer("vader")

@@ -12,8 +12,8 @@ import pytest
 import responses
 from source_testkit import Sleeps, clear_probes, collect, fixture_json, make_topics, patch_sleeps, rows, settings
 
-from flows.sources import arcticshift, reddit_json
-from flows.sources.arcticshift import build_query, normalize_item, stream_key
+from aimusic.sources import arcticshift, reddit_json
+from aimusic.sources.arcticshift import build_query, normalize_item, stream_key
 
 BASE = "https://arctic-shift.photon-reddit.com"
 POSTS = f"{BASE}/api/posts/search"
@@ -102,7 +102,7 @@ def test_normalize_reddit_objects() -> None:
 
 def test_same_row_as_the_praw_collector() -> None:
     """The archive and the Reddit API must store a post identically, or they would fight over the row."""
-    reddit = pytest.importorskip("flows.sources.reddit")
+    reddit = pytest.importorskip("aimusic.sources.reddit")
     for item, theirs in (
         (posts()[0], reddit.normalize_submission),
         (posts()[1], reddit.normalize_submission),

@@ -14,8 +14,8 @@ import pytest
 import responses
 from source_testkit import Sleeps, clear_probes, collect, fixture_json, make_topics, patch_sleeps, rows, settings
 
-from flows.sources import bluesky
-from flows.sources.bluesky import BlueskySource, make_client, normalize_post
+from aimusic.sources import bluesky
+from aimusic.sources.bluesky import BlueskySource, make_client, normalize_post
 
 NOW = 1_763_000_000  # 2025-11-13T02:13:20Z
 SECTION = """

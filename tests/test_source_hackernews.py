@@ -13,8 +13,8 @@ import pytest
 import responses
 from source_testkit import Sleeps, clear_probes, collect, fixture_json, make_topics, patch_sleeps, rows, settings
 
-from flows.sources import hackernews
-from flows.sources.hackernews import normalize_hit
+from aimusic.sources import hackernews
+from aimusic.sources.hackernews import normalize_hit
 
 API = "https://hn.algolia.com/api/v1/search_by_date"
 NOW = 1_763_000_000  # 2025-11-13T02:13:20Z, after every fixture item

@@ -10,7 +10,7 @@ import requests
 import responses
 from source_testkit import Sleeps, patch_sleeps
 
-from flows.sources.http import ApiClient, HttpError, LoopGuard, RateLimited, ServerError, probe, retry_after
+from aimusic.sources.http import ApiClient, HttpError, LoopGuard, RateLimited, ServerError, probe, retry_after
 
 NOW = 1_763_000_000.0
 URL = "https://api.example.org/items"
@@ -103,7 +103,7 @@ def test_loop_guard() -> None:
 
 
 def test_probe_is_bounded_and_cached(monkeypatch) -> None:
-    from flows.sources import http
+    from aimusic.sources import http
 
     http.clear_probe_cache()
 

@@ -12,8 +12,8 @@ import pytest
 import responses
 from source_testkit import Sleeps, clear_probes, collect, fixture_json, make_topics, patch_sleeps, rows, settings
 
-from flows.sources import mastodon
-from flows.sources.mastodon import normalize_status
+from aimusic.sources import mastodon
+from aimusic.sources.mastodon import normalize_status
 
 NOW = 1_763_000_000.0
 SOCIAL = "https://mastodon.social/api/v1/timelines/tag/AIMusic"

@@ -16,13 +16,14 @@ import pytest
 from reddit_x_testkit import NOW, FakeReddit, make_topics, reddit_ok, reddit_status, standard_routes
 from reddit_x_testkit import fixture as kit_fixture
 
-from flows.config import get_settings
-from flows.pipeline import check_source, collect_source
-from flows.records import Post
-from flows.relevance import RelevanceFilter
-from flows.sources import get_source, reddit, reddit_api
-from flows.sources.base import CollectContext
-from flows.sources.reddit import (
+from aimusic.core.config import get_settings
+from aimusic.core.records import Post
+from aimusic.core.topics import TopicsError
+from aimusic.debate.relevance import RelevanceFilter
+from aimusic.pipeline.collect import check_source, collect_source
+from aimusic.sources import get_source, reddit, reddit_api
+from aimusic.sources.base import CollectContext
+from aimusic.sources.reddit import (
     RedditConfig,
     crosspost_parent,
     normalize_comment,
@@ -30,13 +31,12 @@ from flows.sources.reddit import (
     plan_listings,
     time_filter,
 )
-from flows.store import Store
-from flows.topics import TopicsError
+from aimusic.store.db import Store
 
 LIVE_ENV = {k: v for k, v in os.environ.items() if k.startswith("REDDIT_")}  # read before conftest clears it
 
 def P(bare: str) -> str:
-    """The stored id of post ``bare``, as the shared Reddit mapping (flows.sources.reddit_json) writes it."""
+    """The stored id of post ``bare``, as the shared Reddit mapping (aimusic.sources.reddit_json) writes it."""
     return normalize_submission({"id": bare, "title": "t", "created_utc": 1795176000.0}).post_id
 
 

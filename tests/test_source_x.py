@@ -16,11 +16,11 @@ import requests
 import responses
 from reddit_x_testkit import ABSENT, NOW, XApi, make_topics, x_error, x_ok, x_standard_routes
 
-from flows.config import get_settings
-from flows.pipeline import collect_source
-from flows.sources import get_source, x
-from flows.sources.x import XConfig, build_queries, normalize_tweet, snowflake_time, users_by_id
-from flows.store import Store
+from aimusic.core.config import get_settings
+from aimusic.pipeline.collect import collect_source
+from aimusic.sources import get_source, x
+from aimusic.sources.x import XConfig, build_queries, normalize_tweet, snowflake_time, users_by_id
+from aimusic.store.db import Store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "x"
 LIVE_ENV = {k: v for k, v in os.environ.items() if k.startswith("X_BEARER")}  # read before conftest clears it
@@ -310,8 +310,8 @@ def test_normalize_tweet():
 
 
 def test_check_rejects_caps_below_one_page(topics, token):
-    from flows.pipeline import check_source
-    from flows.sources.base import CollectContext
+    from aimusic.pipeline.collect import check_source
+    from aimusic.sources.base import CollectContext
 
     ctx = CollectContext(topics=configure(topics, max_posts_per_run=5), settings=get_settings())
     assert "below 10" in check_source(get_source("x"), ctx)

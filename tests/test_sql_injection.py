@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.pipeline import score_posts
-from flows.queries import Filters, daily_sql, export, posts_sql
-from flows.sources.demo import generate_table
-from flows.store import Store
+from aimusic.cli.main import app
+from aimusic.pipeline.collect import score_posts
+from aimusic.sources.demo import generate_table
+from aimusic.store.db import Store
+from aimusic.store.queries import Filters, daily_sql, export, posts_sql
 from sentiment import load_scorer
 
 INJECTIONS = [

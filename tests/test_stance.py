@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from flows.labelled import DATA_DIR, load_labelled, multi_report
-from flows.records import Post, posts_to_arrow
-from flows.signals import update_signals
+from aimusic.core.records import Post, posts_to_arrow
+from aimusic.debate.labelled import DATA_DIR, load_labelled, multi_report
+from aimusic.debate.signals import update_signals
 from sentiment import ScorerError
 from sentiment.stance import (
     STANCE_LABELS,
@@ -177,8 +177,8 @@ def test_signals_without_the_encoder(store, topics):
 
 
 def test_export_has_debate_columns(store, topics, tmp_path):
-    from flows.queries import export
-    from flows.relevance import RelevanceFilter
+    from aimusic.debate.relevance import RelevanceFilter
+    from aimusic.store.queries import export
 
     kept, _ = RelevanceFilter(topics).filter_table(_posts("Suno and Udio settled with the labels over stolen data"))
     store.upsert_posts(kept)
@@ -195,7 +195,7 @@ def test_export_has_debate_columns(store, topics, tmp_path):
 
 
 def test_cli_eval_task_stance(tmp_path):
-    from flows.cli import app
+    from aimusic.cli.main import app
 
     data = tmp_path / "small.tsv"
     data.write_text("label\tsource\tcommunity\ttext\npro\tx\t\tI love making songs with Suno, best tool ever\n"
@@ -211,7 +211,7 @@ def test_cli_eval_task_stance(tmp_path):
 def test_debate_view_renders(monkeypatch, store, topics):
     from streamlit.testing.v1 import AppTest
 
-    from flows.config import PROJECT_ROOT
+    from aimusic.core.config import PROJECT_ROOT
 
     store.upsert_posts(_posts(
         "Suno is the best creative tool, anyone can make songs now",

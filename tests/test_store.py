@@ -7,9 +7,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from flows.queries import Filters, export
-from flows.records import Post, posts_to_arrow
-from flows.store import SCHEMA_VERSION, Store, StoreError
+from aimusic.core.records import Post, posts_to_arrow
+from aimusic.store.db import SCHEMA_VERSION, Store, StoreError
+from aimusic.store.queries import Filters, export
 
 T0 = datetime(2025, 11, 11, 12, tzinfo=UTC)
 

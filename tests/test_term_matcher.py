@@ -1,7 +1,7 @@
 import pytest
 
-from flows.records import Post
-from flows.relevance import RelevanceFilter, TermMatcher
+from aimusic.core.records import Post
+from aimusic.debate.relevance import RelevanceFilter, TermMatcher
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.sources.base import SourceConfig
-from flows.topics import TopicsError, load_topics, source_config
+from aimusic.core.topics import TopicsError, load_topics, source_config
+from aimusic.sources.base import SourceConfig
 
 GOOD = """
 [tracking]

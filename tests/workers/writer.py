@@ -16,12 +16,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from flows.config import get_settings
-from flows.pipeline import collect_source, score_posts
-from flows.sources.base import Batch, CollectContext, Source
-from flows.sources.demo import generate_table
-from flows.store import Store
-from flows.topics import load_topics
+from aimusic.core.config import get_settings
+from aimusic.core.topics import load_topics
+from aimusic.pipeline.collect import collect_source, score_posts
+from aimusic.sources.base import Batch, CollectContext, Source
+from aimusic.sources.demo import generate_table
+from aimusic.store.db import Store
 from sentiment import load_scorer
 
 

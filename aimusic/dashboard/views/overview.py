@@ -1,0 +1,117 @@
+"""Overview: headline figures for the window against the previous one, volume by source, net sentiment with its
+95% interval, the sentiment mix over time, and the timeline events drawn on every time chart."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from aimusic.dashboard import charts
+from aimusic.dashboard.context import ViewContext
+from aimusic.dashboard.data import MIN_SCORED
+from aimusic.dashboard.widgets import (
+    chart,
+    download_frame,
+    event_form,
+    fmt_net,
+    no_posts_in_filters,
+    pct_change,
+    unscored_notice,
+)
+
+TITLE = "Overview"
+
+
+def _headline(ctx: ViewContext, totals: pd.DataFrame) -> pd.Series:
+    cur = totals[totals["window"] == "current"].iloc[0]
+    prev_rows = totals[totals["window"] == "previous"]
+    prev = prev_rows.iloc[0] if not prev_rows.empty else None
+    previous = ctx.filters.previous_window()
+    versus = f" vs the previous {ctx.filters.days} days" if previous else ""
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Posts", f"{int(cur['posts']):,}", pct_change(cur["posts"], prev["posts"]) if prev is not None else None,
+              help=f"Posts matching the filters in the window{versus}.")
+    c2.metric("Authors", f"{int(cur['authors']):,}",
+              pct_change(cur["authors"], prev["authors"]) if prev is not None else None,
+              help="Distinct author handles (per platform handles are counted as written).")
+    net_delta = None
+    if prev is not None and cur["scored"] and prev["scored"]:
+        net_delta = f"{cur['net'] - prev['net']:+.2f}"
+    c3.metric("Net sentiment", fmt_net(cur["net"]), net_delta,
+              help="Share of positive posts minus share of negative posts among scored posts: from -1 (all "
+                   "negative) to +1 (all positive). The change is in the same units.")
+    scored_share = cur["scored"] / cur["posts"] if cur["posts"] else 0
+    c4.metric("Scored posts", f"{int(cur['scored']):,}", help=f"{scored_share:.0%} of the posts have a label from "
+              f"{ctx.model or 'no model yet'}; posts in languages the model does not read stay unscored.")
+    lines = [f"Window: {ctx.window_text()}."]
+    if previous:
+        lines.append(f"Changes compare with {previous.start:%d %b %Y} to {previous.end:%d %b %Y}"
+                     + ("" if prev is not None and prev["posts"] else " (no posts then)") + ".")
+    if cur["scored"]:
+        lines.append(f"Net sentiment {fmt_net(cur['net'])}, 95% interval {fmt_net(cur['net_low'])} to "
+                     f"{fmt_net(cur['net_high'])} (model {ctx.model}).")
+    st.caption(" ".join(lines))
+    return cur
+
+
+def render(ctx: ViewContext) -> None:
+    totals = ctx.facts("totals", ctx.filters)
+    cur = totals[totals["window"] == "current"].iloc[0]
+    if not cur["posts"]:
+        no_posts_in_filters()
+        _events_section(ctx)
+        return
+    _headline(ctx, totals)
+    download_frame(totals, ctx, "headline", "Headline figures (CSV)")
+
+    bucket = ctx.bucket
+    series = ctx.facts("series", ctx.filters, bucket)
+    events = ctx.events()
+    by_source = series[series["source"].notna()]
+    overall = series[series["source"].isna()].drop(columns=["source"])
+
+    st.subheader(f"Volume by source, {charts.per_bucket(bucket)}")
+    chart(charts.volume_chart(by_source, bucket, events))
+    download_frame(by_source[["bucket", "source", "posts"]], ctx, "volume")
+
+    if not unscored_notice(ctx):
+        st.subheader("Net sentiment")
+        thin = int((~overall["enough"]).sum())
+        if overall["enough"].any():
+            chart(charts.net_chart(overall, bucket, events))
+        else:
+            st.info(f"Too few scored posts for a reliable line: every {bucket} has fewer than {MIN_SCORED}. "
+                    "Widen the window, switch to weekly buckets or relax the filters.")
+            chart(charts.net_chart(overall, bucket, events))
+        st.caption(
+            f"Line and band: net sentiment and its 95% interval (Newcombe's score interval for a difference of "
+            f"two proportions). {thin} {bucket}(s) with fewer than {MIN_SCORED} scored posts are grey dots, left "
+            "out of the line. Dashed rules: timeline events (hover the triangles)."
+        )
+        download_frame(
+            overall[["bucket", "posts", "scored", "negative", "neutral", "positive", "net", "net_low", "net_high",
+                     "enough"]],
+            ctx, "net-sentiment",
+        )
+        st.subheader("Sentiment mix")
+        scored = overall[overall["scored"] > 0]
+        chart(charts.share_chart(scored, bucket, events))
+        download_frame(
+            scored[["bucket", "scored", "negative", "neutral", "positive", "share_negative", "share_neutral",
+                    "share_positive"]],
+            ctx, "sentiment-mix",
+        )
+    _events_section(ctx)
+
+
+def _events_section(ctx: ViewContext) -> None:
+    events = ctx.events()
+    with st.expander(f"Timeline events in the window ({len(events)})", expanded=False):
+        if events.empty:
+            st.caption("No events in this window. Events come from data/topics.toml and from this form.")
+        else:
+            st.dataframe(events, hide_index=True, width="stretch",
+                         column_config={"date": st.column_config.DateColumn("Date (UTC)"),
+                                        "url": st.column_config.LinkColumn("Link", display_text="open")})
+            download_frame(events, ctx, "events-in-window")
+        event_form(ctx)

@@ -1,0 +1,137 @@
+"""A cheap pre-check in front of :class:`~aimusic.debate.relevance.RelevanceFilter`, for bulk imports.
+
+Most lines of a Reddit dump mention none of the tracked terms. The relevance filter's term regex tries every
+alternative at every position (tens of microseconds a text); a million lines would spend most of the import
+there. This pre-check answers "can this text possibly match a tracked term?" with a few substring tests on the
+lower-cased text, and only texts that pass go to the real filter.
+
+It is exact in one direction, which is all that matters: whenever the filter's term matcher finds a term, the
+pre-check passes (so the import keeps exactly the posts collection would keep). A term matches only when each
+of its words occurs in the text, so requiring every word as a substring (words under three letters as whole
+words) is a superset. Texts containing one of the few characters that Python's case-insensitive matching
+treats as an ASCII letter although ``str.lower`` does not (``İ ı ſ K``) skip the pre-check, and so does
+everything when a tracked term has a non-ASCII word. Posts from an on-topic community always get the full
+check (they are relevant without a term).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aimusic.debate.relevance import RelevanceFilter
+
+#: characters that ``re.IGNORECASE`` equates with an ASCII letter while ``str.lower`` does not map them to it
+CASE_SPECIALS = frozenset("\u0130\u0131\u017f\u212a")
+_SPECIALS = re.compile("[" + "".join(sorted(CASE_SPECIALS)) + "]")
+_SPLIT = re.compile(r"[\s\-_]+")
+
+
+@functools.lru_cache(maxsize=4096)
+def _community_key(name: str) -> str:
+    return name.strip().casefold().lstrip("#").removeprefix("r/")
+
+
+def _starts_word(low: str, word: str) -> bool:
+    """``word`` occurs in ``low`` not right after a letter (a find loop: much faster than a lookbehind regex)."""
+    i = low.find(word)
+    while i >= 0:
+        if i == 0 or not low[i - 1].isalpha():
+            return True
+        i = low.find(word, i + 1)
+    return False
+
+
+def full_text(title: str | None, text: str | None) -> str:
+    """Title and body as :attr:`aimusic.core.records.Post.full_text` joins them."""
+    text = text or ""
+    if title and not text.startswith(title):
+        return f"{title}\n\n{text}" if text else title
+    return text
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """``b`` lies inside ``a``, or starts inside ``a`` and runs past its end (a suffix of ``a`` begins ``b``)."""
+    return b in a or any(a.endswith(b[:k]) for k in range(1, min(len(a), len(b))))
+
+
+@dataclass
+class QuickRelevance:
+    """``check(title, text, community)`` -> the matched terms when relevant, else ``None``; same answers as
+    ``RelevanceFilter.check``, faster on the (many) texts that cannot match."""
+
+    relevance: RelevanceFilter
+    checked: int = 0  # texts that went to the full filter
+    _by_key: dict[str, list[tuple[tuple[str, ...], str]]] = field(default_factory=dict, init=False)
+    _closure: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False)
+    _communities: set[str] | None = field(default=None, init=False)
+    _enabled: bool = field(default=True, init=False)
+    _any_key: re.Pattern[str] | None = field(default=None, init=False)
+    _short: list[tuple[str, tuple[str, ...]]] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        # every term that can make a post relevant (tracking, ambiguous, generic music-only terms)
+        matcher = getattr(self.relevance, "candidates", None)
+        terms = list(getattr(matcher, "terms", {}).values()) if matcher is not None else []
+        communities = getattr(self.relevance, "communities", None)
+        self._communities = set(communities) if isinstance(communities, set | frozenset) else None
+        if not terms or self._communities is None:
+            self._enabled = False
+            return
+        for term in terms:
+            words = [w.lower() for w in _SPLIT.split(term.strip()) if w]
+            if not words or not all(w.isascii() for w in words):
+                self._enabled = False
+                return
+            # every word must occur, and the first must not follow a letter, as the matcher wants no word
+            # character before a term ("udio" in "studio" is not Udio); later words may be glued ("walkmywalk")
+            first = words[0]
+            key = max(words, key=len)
+            others = tuple(dict.fromkeys(w for w in words if w not in (key, first)))
+            if len(key) < 3:  # only short words ("AI"): looked for on their own, "ai" is in "said" and "again"
+                self._short.append((first, others + ((key,) if key != first else ())))
+            else:
+                self._by_key.setdefault(key, []).append((others, first))
+        # One C-level scan finds the key words present. A key hidden by the scan (it skips over each match) lies
+        # inside that match or overlaps its end, so each match also stands for the keys it can hide.
+        keys = sorted(self._by_key, key=len, reverse=True)
+        self._any_key = re.compile("|".join(re.escape(k) for k in keys)) if keys else None
+        self._closure = {a: tuple(b for b in keys if b == a or _overlaps(a, b)) for a in keys}
+
+    def could_match(self, text: str) -> bool:
+        """``False`` only when no tracked term can occur in ``text``."""
+        if not self._enabled:
+            return True
+        if not text.isascii() and _SPECIALS.search(text):
+            return True
+        low = text.lower()
+        for first, others in self._short:
+            if _starts_word(low, first) and all(w in low for w in others):
+                return True
+        if self._any_key is None:
+            return False
+        found = self._any_key.findall(low)
+        if not found:
+            return False
+        keys = {k for m in set(found) for k in self._closure[m]}
+        for key in keys:
+            if key in low:
+                for others, first in self._by_key[key]:
+                    if all(w in low for w in others) and _starts_word(low, first):
+                        return True
+        return False
+
+    def check(self, title: str | None, text: str | None, community: str | None = None) -> list[str] | None:
+        full = full_text(title, text)
+        on_topic = bool(community) and self._communities is not None and _community_key(community) in self._communities
+        if not on_topic and not self.could_match(full):
+            return None
+        self.checked += 1
+        relevant, matched = self.relevance.check(full, community)
+        return matched if relevant else None
+
+
+def make_checker(relevance: RelevanceFilter) -> Callable[[str | None, str | None, str | None], list[str] | None]:
+    return QuickRelevance(relevance).check

@@ -1,0 +1,502 @@
+"""DuckDB storage: schema and migrations, bulk idempotent upserts, cursors, runs, reads and exports.
+
+Connections are short-lived: every public method opens one, does its work in a transaction and closes it,
+so a dashboard reading the same file waits milliseconds, not minutes. DuckDB lets only one process open a
+file while a writer holds it, so opening retries with backoff on lock conflicts (readers and writers alike).
+
+Writes go through Arrow tables (never ``executemany``): a batch is deduplicated on its key first (the most
+recently fetched copy wins), new keys are inserted, and existing rows are updated only when something
+changed (text, engagement, ...), so re-upserting unchanged data writes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from aimusic.core.records import POST_COLUMNS, POST_SCHEMA
+
+log = logging.getLogger(__name__)
+
+LOCK_WAIT_SECONDS = 30.0  # how long to keep retrying when another process holds the file
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used; the message names the file and what to do."""
+
+
+# --- schema -----------------------------------------------------------------------------------------------
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "initial schema: posts, scores, runs, cursors, events, meta",
+        [
+            """CREATE TABLE posts (
+                source VARCHAR NOT NULL, post_id VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+                parent_id VARCHAR, thread_id VARCHAR, created_at TIMESTAMPTZ NOT NULL,
+                author VARCHAR, title VARCHAR, text VARCHAR NOT NULL, url VARCHAR, lang VARCHAR,
+                score BIGINT, replies BIGINT, reposts BIGINT, community VARCHAR, terms VARCHAR[],
+                nsfw BOOLEAN NOT NULL DEFAULT false, synthetic BOOLEAN NOT NULL DEFAULT false,
+                fetched_at TIMESTAMPTZ NOT NULL, text_md5 VARCHAR NOT NULL,
+                first_seen_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (source, post_id))""",
+            """CREATE TABLE scores (
+                source VARCHAR NOT NULL, post_id VARCHAR NOT NULL, model VARCHAR NOT NULL,
+                label VARCHAR, negative DOUBLE, neutral DOUBLE, positive DOUBLE,
+                status VARCHAR NOT NULL DEFAULT 'scored', text_md5 VARCHAR NOT NULL,
+                scored_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (source, post_id, model))""",
+            """CREATE TABLE runs (
+                run_id VARCHAR NOT NULL, source VARCHAR NOT NULL, started_at TIMESTAMPTZ NOT NULL,
+                finished_at TIMESTAMPTZ, status VARCHAR NOT NULL, fetched BIGINT DEFAULT 0,
+                new BIGINT DEFAULT 0, updated BIGINT DEFAULT 0, irrelevant BIGINT DEFAULT 0,
+                skipped BIGINT DEFAULT 0, failed BOOLEAN DEFAULT false, scored BIGINT DEFAULT 0,
+                model VARCHAR, error VARCHAR,
+                PRIMARY KEY (run_id, source))""",
+            """CREATE TABLE cursors (
+                source VARCHAR NOT NULL, key VARCHAR NOT NULL, value VARCHAR NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (source, key))""",
+            """CREATE TABLE events (
+                event_date DATE NOT NULL, title VARCHAR NOT NULL, url VARCHAR,
+                origin VARCHAR NOT NULL DEFAULT 'user', created_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (event_date, title))""",
+            "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+            "CREATE INDEX posts_created ON posts (created_at)",
+        ],
+    ),
+    (
+        3,
+        "alerts: volume spikes and sentiment shifts, one per (kind, scope, day)",
+        [
+            """CREATE TABLE alerts (
+                kind VARCHAR NOT NULL, scope VARCHAR NOT NULL, day DATE NOT NULL,
+                window_start TIMESTAMPTZ NOT NULL, window_end TIMESTAMPTZ NOT NULL,
+                observed DOUBLE NOT NULL, expected DOUBLE, low DOUBLE, high DOUBLE, score DOUBLE,
+                direction VARCHAR NOT NULL, posts BIGINT, model VARCHAR, message VARCHAR NOT NULL,
+                top_posts VARCHAR, run_id VARCHAR, created_at TIMESTAMPTZ NOT NULL,
+                delivered_at TIMESTAMPTZ, delivery VARCHAR,
+                PRIMARY KEY (kind, scope, day))""",
+        ],
+    ),
+]
+MIGRATIONS.append(
+    (
+        7,
+        "privacy: takedown digests and the index of export files",
+        [
+            """CREATE TABLE takedowns (
+                kind VARCHAR NOT NULL, source VARCHAR NOT NULL, value_sha256 VARCHAR NOT NULL,
+                requested_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (kind, source, value_sha256))""",
+            """CREATE TABLE exports (
+                path VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, format VARCHAR NOT NULL, rows BIGINT,
+                filters VARCHAR, created_at TIMESTAMPTZ NOT NULL)""",
+        ],
+    )
+)
+MIGRATIONS.append(
+    (
+        4,
+        "debate signals: entities on posts, arguments and stance per post and model",
+        [
+            # entities_key = text_md5 || ':' || the entity config's fingerprint; NULL or stale = tag again
+            "ALTER TABLE posts ADD COLUMN entities VARCHAR[]",
+            "ALTER TABLE posts ADD COLUMN entities_key VARCHAR",
+            """CREATE TABLE post_arguments (
+                source VARCHAR NOT NULL, post_id VARCHAR NOT NULL, model VARCHAR NOT NULL,
+                arguments VARCHAR[] NOT NULL, matched_by VARCHAR[] NOT NULL, similarity DOUBLE[] NOT NULL,
+                text_md5 VARCHAR NOT NULL, tagged_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (source, post_id, model))""",
+            """CREATE TABLE stances (
+                source VARCHAR NOT NULL, post_id VARCHAR NOT NULL, model VARCHAR NOT NULL,
+                label VARCHAR, "anti" DOUBLE, neutral DOUBLE, pro DOUBLE,
+                status VARCHAR NOT NULL DEFAULT 'scored', text_md5 VARCHAR NOT NULL,
+                scored_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (source, post_id, model))""",
+        ],
+    )
+)
+MIGRATIONS.append(
+    (
+        8,
+        "relevance: why each post was kept (terms, community or semantic)",
+        ["ALTER TABLE posts ADD COLUMN relevance VARCHAR"],
+    )
+)
+MIGRATIONS.append(
+    (
+        9,
+        "labels: the user's own labels per post and task, for training and for measuring accuracy",
+        [
+            """CREATE TABLE labels (
+                source VARCHAR NOT NULL, post_id VARCHAR NOT NULL, task VARCHAR NOT NULL,
+                label VARCHAR NOT NULL, labeller VARCHAR NOT NULL DEFAULT 'me',
+                labelled_at TIMESTAMPTZ NOT NULL, picked VARCHAR NOT NULL DEFAULT 'random',
+                PRIMARY KEY (source, post_id, task, labeller))""",
+        ],
+    )
+)
+# Version numbers are reserved per feature: 1 spine, 2 sentiment engine, 3 alerts/operations,
+# 4 debate signals, 5 sources/backfill, 6 dashboard, 7 privacy, 8 relevance reason, 9 labels. They are applied
+# in version order.
+SCHEMA_VERSION = max(v for v, _, _ in MIGRATIONS)
+
+_UPDATABLE = [c for c in POST_COLUMNS if c not in ("source", "post_id")]
+_CHANGED = " OR ".join(
+    f"p.{c} IS DISTINCT FROM i.{c}"
+    for c in ("text_md5", "title", "score", "replies", "reposts", "author", "url", "nsfw", "terms")
+) + " OR (i.lang IS NOT NULL AND p.lang IS DISTINCT FROM i.lang)"
+# A post without a platform language tag gets a detected one (sentiment step, aimusic/core/languages.py): a re-fetch
+# without a tag keeps it while the text is unchanged, and clears it (to detect again) when the text changed.
+_LANG_SET = "lang = coalesce(i.lang, CASE WHEN p.text_md5 = i.text_md5 THEN p.lang END)"
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    received: int
+    new: int
+    updated: int
+
+    @property
+    def unchanged(self) -> int:
+        return self.received - self.new - self.updated
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    msg = str(exc).lower()
+    return "lock" in msg and ("conflicting" in msg or "could not set" in msg)
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""
+    with contextlib.suppress(duckdb.TransactionException):
+        con.execute("ROLLBACK")
+
+
+def _is_disk_error(exc: BaseException) -> bool:
+    msg = str(exc).lower()
+    return any(s in msg for s in ("no space left", "file too large", "disk full", "could not write file"))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.Lock:
+    key = str(path.resolve())
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.Lock())
+
+
+class Store:
+    """One DuckDB file. Cheap to construct; every method opens and closes its own connection.
+
+    Writers in one process (e.g. sources collected on parallel threads) take turns through a per-file lock;
+    writers in other processes are waited for through DuckDB's file lock (see :meth:`connect`).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        lock_wait: float = LOCK_WAIT_SECONDS,
+        pseudonymize_key: str | None = None,
+    ):
+        """``pseudonymize_key`` (default: ``AIMUSIC_PSEUDONYMIZE_KEY``) stores author handles as keyed hashes."""
+        self.path = Path(path)
+        self.read_only = read_only
+        self.lock_wait = lock_wait
+        if pseudonymize_key is None:
+            from aimusic.core.config import get_settings
+
+            secret = get_settings().pseudonymize_key
+            pseudonymize_key = secret.get_secret_value() if secret else None
+        self._pseudonymize_key = pseudonymize_key
+        if not read_only:
+            self._prepare_file()
+            with self.connect() as con:
+                migrate(con)
+
+    # -- connections --------------------------------------------------------------------------------------
+    def _prepare_file(self) -> None:
+        parent = self.path.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the data directory {parent}: {exc.strerror}. "
+                "Create it or pass --db with a writable path."
+            ) from None
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection (read-only if the store is), retried while another process holds a lock."""
+        if self.read_only and not self.path.exists():
+            raise StoreError(f"database {self.path} does not exist yet: run `aimusic run` or `aimusic demo`")
+        guard = contextlib.nullcontext() if self.read_only else _write_lock(self.path)
+        with guard, self._open() as con:
+            try:
+                yield con
+            except duckdb.Error as exc:  # disk full, file too large, permission lost mid-run
+                if isinstance(exc, duckdb.IOException) or _is_disk_error(exc):
+                    raise StoreError(self._explain(exc)) from exc
+                raise
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        deadline = time.monotonic() + self.lock_wait
+        delay = 0.02
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=self.read_only)
+                break
+            except duckdb.Error as exc:
+                if _is_lock_error(exc) and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
+                raise StoreError(self._explain(exc)) from None
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+    def _explain(self, exc: BaseException) -> str:
+        msg = str(exc)
+        low = msg.lower()
+        if _is_lock_error(exc):
+            return (
+                f"database {self.path} is busy: another aimusic process holds it for writing and did not "
+                f"release it within {self.lock_wait:.0f}s. Wait for it to finish and retry."
+            )
+        if _is_disk_error(exc):
+            return (
+                f"cannot write {self.path}: the disk is full or a file size limit was hit ({msg.splitlines()[0]}). "
+                "Free some space (or pass --db on another disk) and run again: committed data is safe."
+            )
+        if "read-only" in low or "permission denied" in low or "readonly" in low or "read only" in low:
+            return (
+                f"database {self.path} cannot be written ({msg.splitlines()[0]}). "
+                "Fix the file's permissions or pass --db."
+            )
+        if "not a valid duckdb" in low or "corrupt" in low or "magic" in low or "unable to open" in low:
+            return (
+                f"{self.path} is not a usable DuckDB database ({msg.splitlines()[0]}). Move it aside and run "
+                "again to start a new one, or pass --db with another path."
+            )
+        return f"cannot open database {self.path}: {msg.splitlines()[0]}"
+
+    # -- posts --------------------------------------------------------------------------------------------
+    def upsert_posts(
+        self, posts: pa.Table, *, cursors: dict[tuple[str, str], str] | None = None
+    ) -> UpsertResult:
+        """Insert new posts and update changed ones, in one transaction with the given cursor updates.
+
+        ``posts`` must have :data:`POST_SCHEMA`'s columns. Cursors are written in the same transaction, so a
+        cursor never moves past data that is not committed.
+        """
+        if posts.num_rows == 0 and not cursors:
+            return UpsertResult(0, 0, 0)
+        incoming = posts.select(list(POST_COLUMNS)).cast(POST_SCHEMA)
+        if self._pseudonymize_key:
+            from aimusic.store.privacy import pseudonymize_table
+
+            incoming = pseudonymize_table(incoming, self._pseudonymize_key)
+        with self.connect() as con:
+            con.execute("BEGIN")
+            try:
+                result = _upsert_posts(con, incoming)
+                if cursors:
+                    _set_cursors(con, cursors)
+                con.execute("COMMIT")
+            except BaseException:
+                rollback(con)
+                raise
+        return result
+
+    def count(self, table: str) -> int:
+        if table not in {"posts", "scores", "runs", "cursors", "events", "meta"}:
+            raise ValueError(f"unknown table {table!r}")
+        with self.connect() as con:
+            return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    # -- cursors ------------------------------------------------------------------------------------------
+    def get_cursors(self, source: str) -> dict[str, str]:
+        with self.connect() as con:
+            rows = con.execute("SELECT key, value FROM cursors WHERE source = ?", [source]).fetchall()
+        return dict(rows)
+
+    def set_cursors(self, cursors: dict[tuple[str, str], str]) -> None:
+        with self.connect() as con:
+            _set_cursors(con, cursors)
+
+    # -- scores -------------------------------------------------------------------------------------------
+    # "No current score": no row from this model, or one computed on older text. Written as NOT EXISTS:
+    # DuckDB 2.0.1 ignores LIMIT on the equivalent LEFT JOIN ... IS NULL form.
+    _UNSCORED = """FROM posts p WHERE NOT EXISTS (
+                     SELECT 1 FROM scores s WHERE s.source = p.source AND s.post_id = p.post_id
+                       AND s.model = ? AND s.text_md5 = p.text_md5)"""
+
+    def unscored(self, model: str, limit: int) -> pa.Table:
+        """Up to ``limit`` posts without a current score from ``model``."""
+        with self.connect() as con:
+            return con.sql(
+                f"SELECT p.source, p.post_id, p.title, p.text, p.lang, p.text_md5 {self._UNSCORED} LIMIT ?",
+                params=[model, limit],
+            ).to_arrow_table()
+
+    def count_unscored(self, model: str) -> int:
+        with self.connect() as con:
+            return int(con.execute(f"SELECT count(*) {self._UNSCORED}", [model]).fetchone()[0])
+
+    def upsert_scores(self, scores: pa.Table) -> int:
+        """Write scores (columns: source, post_id, model, label, negative, neutral, positive, status,
+        text_md5); a re-score of the same post and model replaces the old row."""
+        if scores.num_rows == 0:
+            return 0
+        with self.connect() as con:
+            con.register("_scores_in", scores)
+            con.execute(
+                """INSERT INTO scores BY NAME
+                   SELECT source, post_id, model, label, negative, neutral, positive, status, text_md5,
+                          now() AS scored_at FROM _scores_in
+                   ON CONFLICT (source, post_id, model) DO UPDATE SET
+                     label = excluded.label, negative = excluded.negative, neutral = excluded.neutral,
+                     positive = excluded.positive, status = excluded.status, text_md5 = excluded.text_md5,
+                     scored_at = excluded.scored_at"""
+            )
+            con.unregister("_scores_in")
+        return scores.num_rows
+
+    # -- runs ---------------------------------------------------------------------------------------------
+    def record_run(self, row: dict[str, Any]) -> None:
+        """Insert or replace one ``runs`` row (keyed by run_id and source)."""
+        cols = [
+            "run_id", "source", "started_at", "finished_at", "status", "fetched", "new", "updated",
+            "irrelevant", "skipped", "failed", "scored", "model", "error",
+        ]
+        values = [row.get(c) for c in cols]
+        with self.connect() as con:
+            con.execute(
+                f"INSERT OR REPLACE INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                values,
+            )
+
+    # -- events and meta ----------------------------------------------------------------------------------
+    def add_event(self, when: date, title: str, url: str | None = None, origin: str = "user") -> None:
+        with self.connect() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, now())", [when, title.strip(), url, origin]
+            )
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.connect() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
+    def get_meta(self, key: str) -> str | None:
+        with self.connect() as con:
+            row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    # -- reads --------------------------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """Run a parameterised read and return a pandas DataFrame."""
+        with self.connect() as con:
+            return con.execute(sql, list(params or [])).df()
+
+
+def _upsert_posts(con: duckdb.DuckDBPyConnection, incoming: pa.Table) -> UpsertResult:
+    con.register("_batch", incoming)
+    try:
+        repeated = con.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM _batch GROUP BY source, post_id HAVING count(*) > 1)"
+        ).fetchone()[0]
+        # the most recently fetched copy of a repeated key wins; the check is cheap, the dedupe is not
+        dedupe = (
+            "QUALIFY row_number() OVER (PARTITION BY source, post_id ORDER BY fetched_at DESC) = 1" if repeated else ""
+        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _incoming AS SELECT *, md5(text) AS text_md5 FROM _batch {dedupe}")
+        if con.execute("SELECT count(*) FROM takedowns").fetchall()[0][0]:
+            # posts and authors under a takedown request are never stored again
+            con.execute(
+                """DELETE FROM _incoming i USING takedowns t
+                   WHERE (t.source = '' OR t.source = i.source)
+                     AND ((t.kind = 'post' AND t.value_sha256 = sha256(i.post_id))
+                       OR (t.kind = 'author' AND t.value_sha256 = sha256(i.author)))"""
+            ).fetchall()
+    finally:
+        con.unregister("_batch")
+    received = incoming.num_rows
+    cols = ", ".join(POST_COLUMNS)
+    # update first, so rows inserted by this batch are not joined again
+    sets = ", ".join(f"{c} = i.{c}" for c in [*_UPDATABLE, "text_md5"] if c not in ("fetched_at",))
+    updated = con.execute(
+        f"""UPDATE posts p SET {sets}, fetched_at = i.fetched_at, updated_at = now()
+            FROM _incoming i
+            WHERE p.source = i.source AND p.post_id = i.post_id AND ({_CHANGED})"""
+    ).fetchone()[0]
+    new = con.execute(
+        f"""INSERT INTO posts ({cols}, text_md5, first_seen_at, updated_at)
+            SELECT {cols}, text_md5, now(), now() FROM _incoming i
+            WHERE NOT EXISTS (SELECT 1 FROM posts p WHERE p.source = i.source AND p.post_id = i.post_id)"""
+    ).fetchone()[0]
+    con.execute("DROP TABLE _incoming")
+    return UpsertResult(received=received, new=int(new), updated=int(updated))
+
+
+def _set_cursors(con: duckdb.DuckDBPyConnection, cursors: dict[tuple[str, str], str]) -> None:
+    table = pa.table(
+        {
+            "source": [k[0] for k in cursors],
+            "key": [k[1] for k in cursors],
+            "value": [str(v) for v in cursors.values()],
+        }
+    )
+    con.register("_cursors_in", table)
+    con.execute(
+        """INSERT INTO cursors SELECT source, key, value, now() FROM _cursors_in
+           ON CONFLICT (source, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"""
+    )
+    con.unregister("_cursors_in")
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply pending migrations in order; return the schema version. Safe to call on every open."""
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS schema_migrations (
+             version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"""
+    )
+    done = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    for version, name, statements in sorted(MIGRATIONS, key=lambda m: m[0]):
+        if version in done:
+            continue
+        con.execute("BEGIN")
+        try:
+            for statement in statements:
+                con.execute(statement)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
+            con.execute("COMMIT")
+        except BaseException:
+            rollback(con)
+            raise
+        log.info("database migrated to schema version %s (%s)", version, name)
+    newest = max(done | {v for v, _, _ in MIGRATIONS})
+    if newest > max(v for v, _, _ in MIGRATIONS):
+        raise StoreError(f"database schema version {newest} is newer than this aimusic ({SCHEMA_VERSION}): upgrade")
+    return newest

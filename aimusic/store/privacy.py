@@ -1,0 +1,192 @@
+"""Personal data: pseudonymised author handles and takedown requests.
+
+- **Pseudonyms**: with ``AIMUSIC_PSEUDONYMIZE_KEY`` set, every author handle is stored as
+  ``anon-<16 hex>``, an HMAC-SHA256 of source and handle under that key. The same author keeps the same
+  pseudonym (so "most active authors" still works) as long as the key does not change; without the key
+  nobody can reverse it. Where a post's URL carries the handle (X, Mastodon, Bluesky profiles), the handle
+  in the URL is replaced by the pseudonym too.
+- **Takedowns**: :func:`forget` deletes a post, or every post of an author, from every table keyed by
+  ``source, post_id`` (posts, scores and any signal tables), rewrites export files listed in the exports
+  index that contain them, and records the takedown as a SHA-256 digest (no personal data kept) so that
+  later runs and imports never store the data again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from aimusic.store.db import Store, rollback
+
+log = logging.getLogger(__name__)
+
+
+def pseudonym(key: str, source: str, author: str) -> str:
+    digest = hmac.new(key.encode(), f"{source}\x1f{author}".encode(), hashlib.sha256).hexdigest()
+    return f"anon-{digest[:16]}"
+
+
+def pseudonymize_table(table: pa.Table, key: str) -> pa.Table:
+    """Replace ``author`` (and the handle inside ``url``) with keyed pseudonyms."""
+    if table.num_rows == 0:
+        return table
+    sources = table.column("source").to_pylist()
+    authors = table.column("author").to_pylist()
+    urls = table.column("url").to_pylist()
+    new_authors: list[str | None] = []
+    new_urls: list[str | None] = []
+    for source, author, url in zip(sources, authors, urls, strict=True):
+        if not author or author.startswith("anon-"):
+            new_authors.append(author)
+            new_urls.append(url)
+            continue
+        alias = pseudonym(key, source, author)
+        new_authors.append(alias)
+        new_urls.append(_strip_handle(url, author, alias))
+    table = table.set_column(table.schema.get_field_index("author"), "author", pa.array(new_authors, pa.string()))
+    return table.set_column(table.schema.get_field_index("url"), "url", pa.array(new_urls, pa.string()))
+
+
+def _strip_handle(url: str | None, author: str, alias: str) -> str | None:
+    if not url:
+        return url
+    for form in (f"/@{author}", f"/{author}/", f"/profile/{author}/", f"/user/{author}"):
+        if form in url:
+            url = url.replace(form, form.replace(author, alias))
+    return url
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@dataclass
+class ForgetResult:
+    posts: int = 0
+    rows_by_table: dict[str, int] = field(default_factory=dict)
+    exports_rewritten: list[str] = field(default_factory=list)
+    exports_missing: list[str] = field(default_factory=list)
+
+
+def _keyed_tables(con) -> list[str]:
+    rows = con.execute(
+        """SELECT table_name FROM information_schema.columns
+           WHERE table_catalog = current_database() AND table_schema = 'main'
+             AND column_name IN ('source', 'post_id')
+           GROUP BY table_name HAVING count(*) = 2 ORDER BY table_name"""
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def forget(
+    store: Store,
+    *,
+    author: str | None = None,
+    post: tuple[str, str] | None = None,
+    source: str | None = None,
+    pseudonymize_key: str | None = None,
+    rewrite_exports: bool = True,
+) -> ForgetResult:
+    """Delete an author's posts (optionally only on ``source``) or one post ``(source, post_id)`` everywhere."""
+    if (author is None) == (post is None):
+        raise ValueError("give exactly one of an author or a post (source:post_id)")
+    result = ForgetResult()
+    if author is not None:
+        handles = {author}
+        if pseudonymize_key:
+            handles |= {pseudonym(pseudonymize_key, s, author) for s in _sources(store, source)}
+        where = "list_contains(?, author)" + (" AND source = ?" if source else "")
+        params: list = [sorted(handles), *([source] if source else [])]
+        takedowns = [("author", source, digest(h)) for h in sorted(handles)]
+    else:
+        assert post is not None
+        where, params = "source = ? AND post_id = ?", [post[0], post[1]]
+        takedowns = [("post", post[0], digest(post[1]))]
+    with store.connect() as con:
+        con.execute("BEGIN")
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _forget AS SELECT source, post_id FROM posts WHERE {where}", params
+            )
+            if post is not None:  # also rows in other tables whose post is already gone
+                con.execute(
+                    "INSERT INTO _forget SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM _forget)", list(post)
+                ).fetchall()
+            keys = con.execute("SELECT source, post_id FROM _forget").fetchall()
+            for table in _keyed_tables(con):
+                n = con.execute(
+                    f'DELETE FROM "{table}" t USING _forget f WHERE t.source = f.source AND t.post_id = f.post_id'
+                ).fetchone()[0]
+                result.rows_by_table[table] = int(n)
+            for kind, src, value in takedowns:
+                con.execute(
+                    "INSERT OR REPLACE INTO takedowns VALUES (?, coalesce(?, ''), ?, now())", [kind, src, value]
+                ).fetchall()
+            con.execute("COMMIT")
+        except BaseException:
+            rollback(con)
+            raise
+        exports = con.execute("SELECT path, format FROM exports WHERE kind = 'posts'").fetchall()
+    result.posts = result.rows_by_table.get("posts", 0)
+    if rewrite_exports and keys:
+        for path, fmt in exports:
+            file = Path(path)
+            if not file.exists():
+                result.exports_missing.append(path)
+                continue
+            if _rewrite_without(file, fmt, keys):
+                result.exports_rewritten.append(path)
+    return result
+
+
+def _sources(store: Store, source: str | None) -> list[str]:
+    if source:
+        return [source]
+    return [r[0] for r in store.query("SELECT DISTINCT source FROM posts").itertuples(index=False)]
+
+
+def _rewrite_without(file: Path, fmt: str, keys: list[tuple[str, str]]) -> bool:
+    """Remove the given posts from an export file in place; True if the file contained any."""
+    import duckdb
+
+    reader = "read_parquet(?)" if fmt == "parquet" else "read_csv(?, header = true, all_varchar = true)"
+    options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER true"
+    key_table = pa.table({"k_source": [k[0] for k in keys], "k_post_id": [str(k[1]) for k in keys]})
+    con = duckdb.connect()
+    try:
+        con.register("_keys", key_table)
+        hit = con.execute(
+            f"SELECT count(*) FROM {reader} e "
+            "JOIN _keys k ON e.source = k.k_source AND e.post_id::VARCHAR = k.k_post_id",
+            [str(file)],
+        ).fetchone()[0]
+        if not hit:
+            return False
+        tmp = file.with_name(file.name + ".forget-tmp")
+        con.execute(
+            f"""CREATE TEMP TABLE _kept AS SELECT e.* FROM {reader} e
+                ANTI JOIN _keys k ON e.source = k.k_source AND e.post_id::VARCHAR = k.k_post_id""",
+            [str(file)],
+        )
+        target = str(tmp).replace("'", "''")
+        con.execute(f"COPY _kept TO '{target}' ({options})")
+        tmp.replace(file)
+        log.info("removed %d row(s) from export %s", hit, file)
+        return True
+    finally:
+        con.close()
+
+
+def record_export(store: Store, path: Path, kind: str, fmt: str, rows: int, filters: dict) -> None:
+    """Add an export file to the index that :func:`forget` consults."""
+    with store.connect() as con:
+        con.execute(
+            "INSERT OR REPLACE INTO exports VALUES (?, ?, ?, ?, ?, now())",
+            [str(path.resolve()), kind, fmt, rows, json.dumps(filters, default=str)],
+        )

@@ -1,0 +1,188 @@
+"""Read queries shared by the dashboard and the exports: filters -> parameterised SQL.
+
+User input only ever reaches DuckDB as a bound parameter. Scores come from one model at a time (the
+filter's ``model``, else the model with the most scores), so a series never mixes models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from aimusic.store.db import Store
+
+TEXT_COLUMNS = ("author", "title", "text", "url", "community")
+#: a CSV cell starting with one of these is read as a formula by spreadsheets
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Filters:
+    start: date | None = None
+    end: date | None = None  # inclusive
+    sources: tuple[str, ...] = ()
+    langs: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()
+    min_engagement: int = 0
+    model: str | None = None
+    search: str | None = None
+    include_irrelevant: bool = False
+
+    def where(self, alias: str = "p") -> tuple[str, list[Any]]:
+        """SQL condition (``alias`` is the posts table) and its parameters."""
+        clauses: list[str] = ["TRUE"]
+        params: list[Any] = []
+        if self.start:
+            clauses.append(f"{alias}.created_at >= ?::TIMESTAMPTZ")
+            params.append(f"{self.start.isoformat()} 00:00:00+00")
+        if self.end:
+            clauses.append(f"{alias}.created_at < ?::TIMESTAMPTZ")
+            params.append(f"{(self.end + timedelta(days=1)).isoformat()} 00:00:00+00")
+        if self.sources:
+            clauses.append(f"list_contains(?, {alias}.source)")
+            params.append(list(self.sources))
+        if self.langs:
+            clauses.append(f"list_contains(?, coalesce({alias}.lang, 'und'))")
+            params.append(list(self.langs))
+        if self.terms:
+            clauses.append(f"len(list_intersect({alias}.terms, ?)) > 0")
+            params.append(list(self.terms))
+        if self.min_engagement:
+            clauses.append(f"{engagement_sql(alias)} >= ?")
+            params.append(int(self.min_engagement))
+        if self.search:
+            clauses.append(f"contains(lower({alias}.text), lower(?))")
+            params.append(self.search)
+        return " AND ".join(clauses), params
+
+    def cache_key(self) -> str:
+        """A stable string naming these filters (for caches and URLs)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return json.dumps(values, default=str, sort_keys=True)
+
+    @property
+    def days(self) -> int | None:
+        """Length of the date window in days (both ends included), ``None`` when it is open."""
+        if self.start is None or self.end is None:
+            return None
+        return (self.end - self.start).days + 1
+
+    def previous_window(self) -> Filters | None:
+        """The same filters over the window of equal length just before this one (``None`` if open)."""
+        days = self.days
+        if days is None or self.start is None:
+            return None
+        return dataclasses.replace(self, start=self.start - timedelta(days=days), end=self.start - timedelta(days=1))
+
+
+def engagement_sql(alias: str = "p") -> str:
+    """Engagement of a post: score/likes + replies + reposts (missing counts as 0)."""
+    return " + ".join(f"coalesce({alias}.{c}, 0)" for c in ("score", "replies", "reposts"))
+
+
+def guard_csv_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """The DataFrame form of the CSV formula guard: text cells starting with = + - @ tab or CR get a leading '."""
+    out = df.copy()
+    for column in out.columns:
+        series = out[column]
+        if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
+            continue
+        mask = series.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_PREFIXES))
+        if mask.any():
+            out[column] = series.where(~mask, "'" + series.astype("string"))
+    return out
+
+
+def pick_model(store: Store, requested: str | None = None) -> str | None:
+    """The requested model if given, else the model with the most scores (``None`` if nothing is scored)."""
+    if requested:
+        return requested
+    df = store.query("SELECT model FROM scores GROUP BY model ORDER BY count(*) DESC, max(scored_at) DESC LIMIT 1")
+    return None if df.empty else str(df.iloc[0, 0])
+
+
+def _text_column(column: str, csv_safe: bool) -> str:
+    """OWASP: a cell starting with = + - @ tab or CR gets a leading ' so spreadsheets show it as text."""
+    if not csv_safe:
+        return f"p.{column}"
+    return (
+        f"CASE WHEN regexp_matches(p.{column}, '^[=+\\-@\\t\\r]') "
+        f"THEN '''' || p.{column} ELSE p.{column} END AS {column}"
+    )
+
+
+#: debate signals (aimusic.debate.signals): the argument taxonomy tagged most recently, the stance model with most rows
+CURRENT_ARGUMENTS_MODEL = "SELECT model FROM post_arguments GROUP BY model ORDER BY max(tagged_at) DESC LIMIT 1"
+CURRENT_STANCE_MODEL = "SELECT model FROM stances GROUP BY model ORDER BY count(*) DESC, max(scored_at) DESC LIMIT 1"
+
+
+def posts_sql(filters: Filters, model: str | None, *, csv_safe: bool = False) -> tuple[str, list[Any]]:
+    where, params = filters.where("p")
+    text_cols = ", ".join(_text_column(c, csv_safe) for c in TEXT_COLUMNS)
+    sql = f"""
+        SELECT p.source, p.post_id, p.kind, p.parent_id, p.thread_id, p.created_at, {text_cols},
+               p.lang, p.score, p.replies, p.reposts, p.terms, p.nsfw, p.synthetic, p.fetched_at,
+               s.model, s.label, s.negative, s.neutral, s.positive, s.status AS score_status,
+               p.entities, pa.arguments, pa.model AS arguments_model, st.label AS stance,
+               st."anti" AS stance_anti, st."neutral" AS stance_neutral, st."pro" AS stance_pro,
+               st.model AS stance_model
+        FROM posts p
+        LEFT JOIN scores s ON s.source = p.source AND s.post_id = p.post_id AND s.model = ?
+        LEFT JOIN post_arguments pa ON pa.source = p.source AND pa.post_id = p.post_id
+          AND pa.model = ({CURRENT_ARGUMENTS_MODEL})
+        LEFT JOIN stances st ON st.source = p.source AND st.post_id = p.post_id
+          AND st.model = ({CURRENT_STANCE_MODEL})
+        WHERE {where}
+        ORDER BY p.created_at, p.source, p.post_id"""
+    return sql, [model, *params]
+
+
+def daily_sql(filters: Filters, model: str | None) -> tuple[str, list[Any]]:
+    where, params = filters.where("p")
+    sql = f"""
+        SELECT CAST(date_trunc('day', p.created_at) AS DATE) AS day, p.source,
+               count(*) AS posts,
+               count(DISTINCT p.author) AS authors,
+               count(s.label) AS scored,
+               count(*) FILTER (WHERE s.label = 'negative') AS negative,
+               count(*) FILTER (WHERE s.label = 'neutral') AS neutral,
+               count(*) FILTER (WHERE s.label = 'positive') AS positive,
+               CASE WHEN count(s.label) > 0 THEN
+                 (count(*) FILTER (WHERE s.label = 'positive') - count(*) FILTER (WHERE s.label = 'negative'))
+                 / count(s.label) END AS net_sentiment,
+               ? AS model
+        FROM posts p
+        LEFT JOIN scores s ON s.source = p.source AND s.post_id = p.post_id AND s.model = ?
+        WHERE {where}
+        GROUP BY ALL
+        ORDER BY day, p.source"""
+    return sql, [model, model, *params]
+
+
+def export(
+    store: Store, what: str, out: Path, *, filters: Filters = Filters(), fmt: str = "csv", raw: bool = False
+) -> int:
+    """Write ``posts`` or ``daily`` to ``out`` with DuckDB's COPY; return the number of rows written."""
+    if what not in ("posts", "daily"):
+        raise ValueError(f"unknown export {what!r}: use posts or daily")
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"unknown format {fmt!r}: use csv or parquet")
+    model = pick_model(store, filters.model)
+    if what == "posts":
+        sql, params = posts_sql(filters, model, csv_safe=fmt == "csv" and not raw)
+    else:
+        sql, params = daily_sql(filters, model)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    target = str(out).replace("'", "''")
+    options = "FORMAT csv, HEADER true" if fmt == "csv" else "FORMAT parquet"
+    with store.connect() as con:
+        con.execute(f"CREATE TEMP TABLE _export AS {sql}", params)
+        rows = con.execute("SELECT count(*) FROM _export").fetchone()[0]
+        con.execute(f"COPY _export TO '{target}' ({options})")
+    return int(rows)
