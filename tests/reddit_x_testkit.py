@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import pytest
 import requests
 import responses
 
@@ -45,6 +46,22 @@ def make_topics(tmp_path: Path, sources: str = "") -> Topics:
 
 def fixture(source: str, name: str) -> Any:
     return json.loads((FIXTURES / source / name).read_text(encoding="utf-8"))
+
+
+def use_live_credentials(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], needed: str, why: str) -> None:
+    """For a live test: skip (``why``) unless ``needed`` was in the environment before the tests cleared it,
+    else put those variables back."""
+    if not env.get(needed):
+        pytest.skip(why)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+
+def posts_by_id(store: Any, source: str) -> dict[str, dict]:
+    """The stored posts of ``source``, by post id."""
+    with store.connect() as con:
+        table = con.sql("SELECT * FROM posts WHERE source = ?", params=[source]).to_arrow_table()
+    return {r["post_id"]: r for r in table.to_pylist()}
 
 
 # --- Reddit ------------------------------------------------------------------------------------------------------

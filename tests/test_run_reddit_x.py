@@ -12,23 +12,20 @@ from pathlib import Path
 import pytest
 import responses
 from reddit_x_testkit import NOW, TOPICS_TOML, FakeReddit, XApi, standard_routes, x_standard_routes
+from source_testkit import patch_clock
 from typer.testing import CliRunner
 
 from aimusic.core.config import get_settings
 from aimusic.core.topics import load_topics
 from aimusic.pipeline.collect import collect_source
-from aimusic.sources import get_source, reddit, reddit_api, x
+from aimusic.sources import get_source
 from aimusic.store.db import Store
 from flows.monitor import plan_run
 
 
 @pytest.fixture
 def services(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(reddit, "_utcnow", lambda: NOW)
-    monkeypatch.setattr(x, "_utcnow", lambda: NOW)
-    monkeypatch.setattr(x, "_wall_time", lambda: NOW.timestamp())
-    monkeypatch.setattr(x, "_sleep", lambda s: None)
-    monkeypatch.setattr(reddit_api, "_sleep", lambda s: None)
+    patch_clock(monkeypatch, NOW)  # the one clock of every source: frozen, waits recorded, not slept
     server = FakeReddit()
     standard_routes(server)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:

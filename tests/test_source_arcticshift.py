@@ -10,9 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from source_testkit import Sleeps, clear_probes, collect, fixture_json, make_topics, patch_sleeps, rows, settings
+from source_testkit import api_fixture, clear_probes, clock_fixtures, collect, fixture_json, make_topics, rows, settings
 
-from aimusic.sources import arcticshift, reddit_json
+from aimusic.sources import reddit_json
 from aimusic.sources.arcticshift import build_query, normalize_item, stream_key
 
 BASE = "https://arctic-shift.photon-reddit.com"
@@ -29,27 +29,8 @@ overlap_minutes = 60
 """
 
 
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
-    return patch_sleeps(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_probes() -> None:
-    clear_probes()
-
-
-@pytest.fixture(autouse=True)
-def now(monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(arcticshift, "now_epoch", lambda: NOW)
-    return NOW
-
-
-@pytest.fixture
-def api():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        rsps.add(responses.HEAD, f"{BASE}/", status=200)
-        yield rsps
+clock, sleeps = clock_fixtures(NOW)
+api = api_fixture(f"{BASE}/")
 
 
 class Archive:
@@ -113,6 +94,24 @@ def test_same_row_as_the_praw_collector() -> None:
         mine = reddit_json.to_post(fields, fetched_at=reddit_json.to_utc(1762990000)).model_dump()
         other = theirs(item, fetched_at=reddit_json.to_utc(1762990000)).model_dump()
         assert mine == other
+
+
+def test_old_dump_items_without_permalink_get_a_url() -> None:
+    # a 2012 Pushshift comment and submission: no permalink, created_utc as a string, ids without prefixes
+    comment = {"author": "oldtimer", "body": "Computer-made music will never have soul.", "controversiality": 0,
+               "created_utc": "1342000000", "distinguished": None, "edited": False, "gilded": 0, "id": "c5abcde",
+               "link_id": "t3_wxyz1", "name": "t1_c5abcde", "parent_id": "t1_c5abc00", "retrieved_on": 1425000000,
+               "score": 3, "subreddit": "Music", "subreddit_id": "t5_2qh1u", "ups": 3}
+    post = normalize_item(comment)
+    assert post is not None and post.url == "https://www.reddit.com/comments/wxyz1/_/c5abcde/"
+    assert post.thread_id == "wxyz1" and post.parent_id == "c5abc00"
+    submission = {"author": "oldtimer", "created_utc": 1342000000, "domain": "self.Music", "id": "wxyz1",
+                  "num_comments": 12, "over_18": False, "score": 40, "selftext": "", "subreddit": "Music",
+                  "title": "Algorithmic composition is getting good", "url": "https://example.org/algo"}
+    assert normalize_item(submission).url == "https://www.reddit.com/comments/wxyz1/"
+    assert normalize_item({**comment, "permalink": "/r/Music/comments/wxyz1/t/c5abcde/"}).url == (
+        "https://www.reddit.com/r/Music/comments/wxyz1/t/c5abcde/"
+    )
 
 
 def test_build_query_quotes_phrases() -> None:
@@ -180,14 +179,14 @@ def test_429_with_reset_header_is_waited_out(tmp_path, store, api, sleeps) -> No
         responses.GET,
         POSTS,
         status=429,
-        headers={"X-RateLimit-Reset": str(int(time.time()) + 15)},
+        headers={"X-RateLimit-Reset": str(NOW + 15)},
         json={"error": "Too many requests"},
     )
     api.add_callback(responses.GET, POSTS, callback=Archive(posts()))
     api.add_callback(responses.GET, COMMENTS, callback=Archive(comments()))
     collect("arcticshift", store, make_topics(tmp_path, SECTION))
     assert len(rows(store, "reddit")) == 3
-    assert any(12 < s < 17 for s in sleeps.long), sleeps
+    assert 16 in sleeps, sleeps  # the reset (15 s) + 1
 
 
 def test_exhausted_window_is_respected_before_the_next_request(tmp_path, store, api, sleeps) -> None:

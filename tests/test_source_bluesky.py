@@ -10,12 +10,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
-import responses
-from source_testkit import Sleeps, clear_probes, collect, fixture_json, make_topics, patch_sleeps, rows, settings
+from source_testkit import api_fixture, clock_fixtures, collect, fixture_json, make_topics, rows, settings
 
-from aimusic.sources import bluesky
-from aimusic.sources.bluesky import BlueskySource, make_client, normalize_post
+from aimusic.sources.bluesky import BlueskySource, expand_links, normalize_post
 
 NOW = 1_763_000_000  # 2025-11-13T02:13:20Z
 SECTION = """
@@ -26,16 +23,9 @@ window_hours = 48
 overlap_minutes = 30
 """
 CREDS = {"BLUESKY_HANDLE": "monitor.bsky.social", "BLUESKY_APP_PASSWORD": "abcd-efgh-ijkl-mnop"}
+EXPLICIT = {"handle": "monitor.bsky.social", "app_password": "abcd-efgh-ijkl-mnop"}  # passed to the source
 
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
-    return patch_sleeps(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_probes() -> None:
-    clear_probes()
+clock, sleeps = clock_fixtures(NOW)
 
 
 def _jwt(exp: int) -> str:
@@ -80,17 +70,7 @@ class Xrpc:
         return httpx.Response(404, json={"error": "MethodNotImplemented"})
 
 
-@pytest.fixture(autouse=True)
-def now(monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(bluesky, "now_epoch", lambda: NOW)
-    return NOW
-
-
-@pytest.fixture
-def probe_ok():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        rsps.add(responses.HEAD, "https://bsky.social/", status=200)
-        yield rsps
+api = api_fixture("https://bsky.social/")
 
 
 def pages() -> list[dict[str, Any]]:
@@ -100,13 +80,11 @@ def pages() -> list[dict[str, Any]]:
     ]
 
 
-def install(monkeypatch: pytest.MonkeyPatch, server: Xrpc) -> None:
+def source(server: Xrpc, **credentials: str) -> BlueskySource:
+    """The source with the SDK's HTTP transport replaced by ``server``; credentials explicit or from settings."""
     from atproto_client.request import Request
 
-    def factory(settings_obj: Any, service: str) -> Any:
-        return make_client(settings_obj, service, request=Request(transport=httpx.MockTransport(server)))
-
-    monkeypatch.setattr(BlueskySource, "client_factory", staticmethod(factory))
+    return BlueskySource(**credentials, request=Request(transport=httpx.MockTransport(server)))
 
 
 def test_normalize_post_view() -> None:
@@ -121,6 +99,50 @@ def test_normalize_post_view() -> None:
     assert reply.thread_id == post.post_id
 
 
+def _facet(text: str, shown: str, feature: dict[str, Any]) -> dict[str, Any]:
+    """A facet as the app writes it: the feature and the UTF-8 byte range of ``shown`` in ``text``."""
+    start = text.encode("utf-8").index(shown.encode("utf-8"))
+    return {"$type": "app.bsky.richtext.facet", "index": {"byteStart": start, "byteEnd": start + len(shown.encode())},
+            "features": [feature]}
+
+
+def test_shortened_links_are_expanded_from_their_facets() -> None:
+    full = "https://www.billboard.com/charts/country-digital-song-sales/2025-11-15/"
+    other = "https://example.org/ai-music-licensing-explained?ref=bsky"
+    text = ("🎶🤖 Breaking Rust #1 again: www.billboard.com/charts/count... (and example.org/ai-music-lic… too) "
+            "@label.bsky.social #AIMusic read this")
+    link = "app.bsky.richtext.facet#link"
+    raw = copy.deepcopy(pages()[0]["posts"][0])
+    raw["record"]["text"] = text
+    raw["record"]["facets"] = [
+        _facet(text, "www.billboard.com/charts/count...", {"$type": link, "uri": full}),
+        _facet(text, "example.org/ai-music-lic…", {"$type": link, "uri": other}),
+        _facet(text, "@label.bsky.social", {"$type": "app.bsky.richtext.facet#mention", "did": "did:plc:label1"}),
+        _facet(text, "#AIMusic", {"$type": "app.bsky.richtext.facet#tag", "tag": "AIMusic"}),
+        _facet(text, "read this", {"$type": link, "uri": "https://example.org/essay"}),  # anchor text: kept
+    ]
+    post = normalize_post(raw)
+    assert post is not None and post.text == (
+        f"🎶🤖 Breaking Rust #1 again: {full} (and {other} too) @label.bsky.social #AIMusic read this"
+    )
+    # offsets that do not fit the text, or cut a character in two, leave it as it is
+    broken = {"index": {"byteStart": 1, "byteEnd": 9999}, "features": [{"$type": link, "uri": full}]}
+    half = {"index": {"byteStart": 1, "byteEnd": 3}, "features": [{"$type": link, "uri": full}]}
+    no_features = {"index": {"byteStart": 0, "byteEnd": 4}, "features": 5}
+    odd = [broken, half, "junk", {"index": {"byteStart": True}}, no_features]
+    assert expand_links(text, odd) == text
+
+
+def test_engagement_counts_quotes_as_reposts() -> None:
+    raw = pages()[0]["posts"][0]
+    assert (raw["repostCount"], raw["quoteCount"]) == (30, 4)
+    assert normalize_post(raw).reposts == 34
+    del raw["quoteCount"]
+    assert normalize_post(raw).reposts == 30
+    del raw["repostCount"]
+    assert normalize_post(raw).reposts is None
+
+
 def test_missing_credentials_skip_with_one_line(tmp_path, store) -> None:
     summary = collect("bluesky", store, make_topics(tmp_path, SECTION))
     assert summary.status == "skipped"
@@ -128,12 +150,11 @@ def test_missing_credentials_skip_with_one_line(tmp_path, store) -> None:
 
 
 def test_collects_pages_skips_malformed_and_second_run_adds_nothing(
-    tmp_path, store, probe_ok, monkeypatch, sleeps
+    tmp_path, store, api, sleeps
 ) -> None:
     server = Xrpc(pages())
-    install(monkeypatch, server)
     topics = make_topics(tmp_path, SECTION)
-    first = collect("bluesky", store, topics, settings(**CREDS))
+    first = collect(source(server), store, topics, settings(**CREDS))
     assert first.status == "partial" and first.skipped == 2
     assert first.fetched == 5
     assert {r["post_id"].rsplit("/", 1)[1] for r in rows(store, "bluesky")} == {
@@ -159,7 +180,7 @@ def test_collects_pages_skips_malformed_and_second_run_adds_nothing(
 
     server.search_params.clear()
     server.pages = [{"posts": []}]
-    second = collect("bluesky", store, topics, settings(**CREDS))
+    second = collect(source(server), store, topics, settings(**CREDS))
     assert second.new == 0 and second.fetched == 0
     assert server.search_params == [
         {
@@ -172,9 +193,9 @@ def test_collects_pages_skips_malformed_and_second_run_adds_nothing(
     ]
 
 
-def test_429_short_reset_waits_long_reset_stops(tmp_path, store, probe_ok, monkeypatch, sleeps) -> None:
+def test_429_short_reset_waits_long_reset_stops(tmp_path, store, api, sleeps) -> None:
     server = Xrpc(pages())
-    reset = int(time.time()) + 12
+    reset = NOW + 12
     server.failures = [
         httpx.Response(
             429,
@@ -182,59 +203,54 @@ def test_429_short_reset_waits_long_reset_stops(tmp_path, store, probe_ok, monke
             json={"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"},
         )
     ]
-    install(monkeypatch, server)
-    summary = collect("bluesky", store, make_topics(tmp_path, SECTION), settings(**CREDS))
+    summary = collect(source(server, **EXPLICIT), store, make_topics(tmp_path, SECTION))
     assert summary.new == 3
-    assert any(9 < s < 15 for s in sleeps.long), sleeps
+    assert 13 in sleeps.long, sleeps  # the reset (12 s) + 1
 
     server.failures = [
         httpx.Response(
-            429, headers={"ratelimit-reset": str(int(time.time()) + 3600)}, json={"error": "RateLimitExceeded"}
+            429, headers={"ratelimit-reset": str(NOW + 3600)}, json={"error": "RateLimitExceeded"}
         )
     ]
     store.set_cursors({("bluesky", "query:Suno"): str(NOW - 86_400)})
     sleeps.clear()
-    summary = collect("bluesky", store, make_topics(tmp_path, SECTION), settings(**CREDS))
+    summary = collect(source(server, **EXPLICIT), store, make_topics(tmp_path, SECTION))
     assert summary.status == "partial" and any("rate limit" in n for n in summary.notes)
     assert not sleeps.long
     assert store.get_cursors("bluesky") == {"query:Suno": str(NOW - 86_400)}  # not moved
 
 
-def test_5xx_is_retried_then_succeeds(tmp_path, store, probe_ok, monkeypatch, sleeps) -> None:
+def test_5xx_is_retried_then_succeeds(tmp_path, store, api, sleeps) -> None:
     server = Xrpc(pages())
     server.failures = [httpx.Response(502, text="Bad Gateway"), httpx.Response(500, json={"error": "InternalError"})]
-    install(monkeypatch, server)
-    summary = collect("bluesky", store, make_topics(tmp_path, SECTION), settings(**CREDS))
+    summary = collect(source(server, **EXPLICIT), store, make_topics(tmp_path, SECTION))
     assert summary.new == 3
     assert len(sleeps.long) == 2
 
 
-def test_persistent_5xx_stops_with_a_note(tmp_path, store, probe_ok, monkeypatch, sleeps) -> None:
+def test_persistent_5xx_stops_with_a_note(tmp_path, store, api, sleeps) -> None:
     server = Xrpc(pages())
     server.failures = [httpx.Response(503, json={"error": "Unavailable"}) for _ in range(10)]
-    install(monkeypatch, server)
-    summary = collect("bluesky", store, make_topics(tmp_path, SECTION), settings(**CREDS))
+    summary = collect(source(server, **EXPLICIT), store, make_topics(tmp_path, SECTION))
     assert summary.status == "partial" and any("503" in n for n in summary.notes)
     assert store.get_cursors("bluesky") == {}
 
 
-def test_login_refused_is_a_skip(tmp_path, store, probe_ok, monkeypatch, sleeps) -> None:
+def test_login_refused_is_a_skip(tmp_path, store, api, sleeps) -> None:
     server = Xrpc(pages())
     server.login_status = 401
-    install(monkeypatch, server)
-    summary = collect("bluesky", store, make_topics(tmp_path, SECTION), settings(**CREDS))
+    summary = collect(source(server, **EXPLICIT), store, make_topics(tmp_path, SECTION))
     assert summary.status == "skipped"
     assert summary.error == "Bluesky login refused for monitor.bsky.social: check BLUESKY_APP_PASSWORD"
     assert "abcd-efgh" not in summary.error
 
 
-def test_loop_guard_when_the_cursor_repeats_a_page(tmp_path, store, probe_ok, monkeypatch, sleeps) -> None:
+def test_loop_guard_when_the_cursor_repeats_a_page(tmp_path, store, api, sleeps) -> None:
     page = pages()[0]
     server = Xrpc([page, page, page])  # cursors "2" and "4" both answer the same posts
     page["cursor"] = "2"
     server.pages[1] = dict(page, cursor="4")
-    install(monkeypatch, server)
-    summary = collect("bluesky", store, make_topics(tmp_path, SECTION), settings(**CREDS))
+    summary = collect(source(server, **EXPLICIT), store, make_topics(tmp_path, SECTION))
     assert any("same page again" in n for n in summary.notes)
     assert len(server.search_params) == 2
 

@@ -9,25 +9,15 @@ import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 import responses
-from source_testkit import Sleeps, clear_probes, collect, fixture_json, make_topics, patch_sleeps, rows, settings
+from source_testkit import api_fixture, clock_fixtures, collect, fixture_json, make_topics, rows, settings
 
-from aimusic.sources import hackernews
 from aimusic.sources.hackernews import normalize_hit
 
 API = "https://hn.algolia.com/api/v1/search_by_date"
 NOW = 1_763_000_000  # 2025-11-13T02:13:20Z, after every fixture item
 
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
-    return patch_sleeps(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_probes() -> None:
-    clear_probes()
+clock, sleeps = clock_fixtures(NOW)
 
 
 class FakeAlgolia:
@@ -88,17 +78,7 @@ overlap_minutes = 30
 """
 
 
-@pytest.fixture
-def now(monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(hackernews, "now_epoch", lambda: NOW)
-    return NOW
-
-
-@pytest.fixture
-def api():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        rsps.add(responses.HEAD, "https://hn.algolia.com/", status=404)
-        yield rsps
+api = api_fixture("https://hn.algolia.com/", status=404)  # any HTTP answer counts as reachable
 
 
 def fixture_hits() -> list[dict[str, Any]]:
@@ -125,7 +105,23 @@ def test_normalize_story_and_comment() -> None:
     )
 
 
-def test_collects_relevant_hits_and_skips_malformed(tmp_path, store, api, now, sleeps) -> None:
+def test_literal_backslash_n_becomes_a_line_break() -> None:
+    # as Algolia serves some older items: the two characters backslash + n where the text had a line break
+    hit = {
+        "_tags": ["comment", "author_kp", "story_45912001"], "author": "kp", "comment_text":
+        "Suno covers are fun.\\nBut the vocals?\\n\\nStill uncanny. Code stays: <code>printf</code>",
+        "created_at": "2025-11-12T16:20:05Z", "created_at_i": 1762964405, "objectID": "45912160",
+        "parent_id": 45912001, "story_id": 45912001,
+    }
+    post = normalize_hit(hit)
+    assert post is not None
+    assert post.text == "Suno covers are fun.\nBut the vocals?\n\nStill uncanny. Code stays: printf"
+    assert "\\" not in post.text
+    hit["comment_text"] = "No escapes here.\nA real line break stays one."
+    assert normalize_hit(hit).text == "No escapes here.\nA real line break stays one."
+
+
+def test_collects_relevant_hits_and_skips_malformed(tmp_path, store, api, sleeps) -> None:
     fake = FakeAlgolia(fixture_hits())
     api.add_callback(responses.GET, API, callback=fake)
     summary = collect("hackernews", store, make_topics(tmp_path, SECTION))
@@ -160,7 +156,7 @@ def _many(n: int, start: int, step: int) -> list[dict[str, Any]]:
     ]
 
 
-def test_walks_past_the_hit_cap_and_second_run_adds_nothing(tmp_path, store, api, now, sleeps) -> None:
+def test_walks_past_the_hit_cap_and_second_run_adds_nothing(tmp_path, store, api, sleeps) -> None:
     # 25 hits in one window, the server caps at 10 per query and serves 4 per page: only time slicing reaches all
     hits = _many(25, NOW - 5 * 86_400, 3_600)
     hits[5]["created_at_i"] = hits[4]["created_at_i"]  # two hits sharing a second at a page boundary
@@ -180,16 +176,16 @@ def test_walks_past_the_hit_cap_and_second_run_adds_nothing(tmp_path, store, api
     assert fake.calls[0]["numericFilters"] == f"created_at_i>={NOW - 1800},created_at_i<{NOW}"
 
 
-def test_429_with_retry_after_waits_and_goes_on(tmp_path, store, api, now, sleeps) -> None:
+def test_429_with_retry_after_waits_and_goes_on(tmp_path, store, api, sleeps) -> None:
     fake = FakeAlgolia(fixture_hits())
     api.add(responses.GET, API, status=429, headers={"Retry-After": "7"}, json={"message": "Too many requests"})
     api.add_callback(responses.GET, API, callback=fake)
     summary = collect("hackernews", store, make_topics(tmp_path, SECTION))
     assert summary.new == 1
-    assert any(6.9 < s < 9 for s in sleeps)  # the asked-for 7 s (+ a little), not a blind backoff
+    assert 8 in sleeps  # the asked-for 7 s (+ 1), not a blind backoff
 
 
-def test_429_without_reset_header_retries_then_stops_keeping_data(tmp_path, store, api, now, sleeps) -> None:
+def test_429_without_reset_header_retries_then_stops_keeping_data(tmp_path, store, api, sleeps) -> None:
     fake = FakeAlgolia(fixture_hits())
 
     def flaky(request: Any) -> tuple[int, dict, str]:
@@ -204,11 +200,11 @@ def test_429_without_reset_header_retries_then_stops_keeping_data(tmp_path, stor
     assert any("429" in note for note in summary.notes)
     assert summary.new == 1  # the first query's post is committed
     assert store.get_cursors("hackernews") == {"query:Suno": str(NOW)}  # no cursor for the stopped query
-    assert len(sleeps.long) == 4 and all(s == pytest.approx(30.5) for s in sleeps.long)  # default wait, no header
+    assert len(sleeps.long) == 4 and all(s == 31 for s in sleeps.long)  # the default wait (30 s + 1), no header
 
 
-def test_429_with_a_long_reset_stops_at_once(tmp_path, store, api, now, sleeps) -> None:
-    api.add(responses.GET, API, status=429, headers={"X-RateLimit-Reset": str(int(time.time()) + 3600)}, json={})
+def test_429_with_a_long_reset_stops_at_once(tmp_path, store, api, sleeps) -> None:
+    api.add(responses.GET, API, status=429, headers={"X-RateLimit-Reset": str(NOW + 3600)}, json={})
     summary = collect("hackernews", store, make_topics(tmp_path, SECTION))
     assert summary.status == "partial"
     assert any("rate limit" in note and "next run" in note for note in summary.notes)
@@ -216,7 +212,7 @@ def test_429_with_a_long_reset_stops_at_once(tmp_path, store, api, now, sleeps) 
     assert store.get_cursors("hackernews") == {}
 
 
-def test_5xx_is_retried_with_backoff(tmp_path, store, api, now, sleeps) -> None:
+def test_5xx_is_retried_with_backoff(tmp_path, store, api, sleeps) -> None:
     fake = FakeAlgolia(fixture_hits())
     api.add(responses.GET, API, status=502)
     api.add(responses.GET, API, status=503)
@@ -226,7 +222,7 @@ def test_5xx_is_retried_with_backoff(tmp_path, store, api, now, sleeps) -> None:
     assert len(sleeps.long) == 2 and all(0.5 <= s <= 31 for s in sleeps.long)
 
 
-def test_persistent_5xx_stops_the_source_with_a_note(tmp_path, store, api, now, sleeps) -> None:
+def test_persistent_5xx_stops_the_source_with_a_note(tmp_path, store, api, sleeps) -> None:
     api.add(responses.GET, API, status=500)
     summary = collect("hackernews", store, make_topics(tmp_path, SECTION))
     assert summary.status == "partial"
@@ -234,7 +230,7 @@ def test_persistent_5xx_stops_the_source_with_a_note(tmp_path, store, api, now, 
     assert len(sleeps.long) == 4  # 5 attempts
 
 
-def test_loop_guard_stops_a_server_that_repeats_its_page(tmp_path, store, api, now, sleeps) -> None:
+def test_loop_guard_stops_a_server_that_repeats_its_page(tmp_path, store, api, sleeps) -> None:
     hits = _many(4, NOW - 5 * 86_400, 60)
     body = {"hits": hits, "hitsPerPage": 4, "nbHits": 50, "nbPages": 13, "page": 0}
     api.add(responses.GET, API, json=body)  # ignores numericFilters: always the same full page
@@ -254,7 +250,7 @@ def test_offline_is_skipped_quickly_with_one_line(tmp_path, store) -> None:
     assert time.monotonic() - started < 5
 
 
-def test_settings_user_agent_is_sent(tmp_path, store, api, now, sleeps) -> None:
+def test_settings_user_agent_is_sent(tmp_path, store, api, sleeps) -> None:
     fake = FakeAlgolia(fixture_hits())
     api.add_callback(responses.GET, API, callback=fake)
     collect("hackernews", store, make_topics(tmp_path, SECTION), settings(AIMUSIC_USER_AGENT="tester/1.0 (ops@x)"))

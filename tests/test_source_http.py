@@ -1,4 +1,5 @@
-"""The shared HTTP helper of the credential-free sources: rate-limit headers, retries, the loop guard, probes."""
+"""The shared HTTP helper of the credential-free sources and the one retry / rate-limit policy (ratelimit.py):
+rate-limit headers, retries, the clock, the loop guard, probes."""
 
 from __future__ import annotations
 
@@ -8,17 +9,16 @@ import time
 import pytest
 import requests
 import responses
-from source_testkit import Sleeps, patch_sleeps
+from source_testkit import clock_fixtures
 
-from aimusic.sources.http import ApiClient, HttpError, LoopGuard, RateLimited, ServerError, probe, retry_after
+from aimusic.sources import ratelimit
+from aimusic.sources.http import ApiClient, HttpError, LoopGuard, ServerError, probe
+from aimusic.sources.ratelimit import RateLimited, RetryPolicy, TooManyRequests, retry_after
 
 NOW = 1_763_000_000.0
 URL = "https://api.example.org/items"
 
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
-    return patch_sleeps(monkeypatch)
+clock, sleeps = clock_fixtures(NOW)
 
 
 @pytest.mark.parametrize(
@@ -38,6 +38,42 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
 def test_retry_after_reads_every_header_form(headers: dict, expected: float | None) -> None:
     got = retry_after(headers, now=NOW)
     assert got == (pytest.approx(expected, abs=1) if expected is not None else None)
+    assert retry_after(headers) == got  # the default "now" is the sources' clock
+
+
+@pytest.mark.parametrize(
+    ("headers", "default_wait", "kind", "wait"),
+    [
+        ({"x-rate-limit-reset": str(int(NOW + 20))}, None, TooManyRequests, 20.0),  # X: epoch seconds
+        ({"x-ratelimit-reset": "5"}, None, TooManyRequests, 5.0),  # Reddit: seconds to wait
+        ({"retry-after": "300"}, 30.0, RateLimited, 300.0),  # longer than max_wait: stop
+        ({}, 30.0, TooManyRequests, 30.0),  # no hint: the default wait
+        ({}, None, RateLimited, None),  # no hint and no default: stop
+    ],
+)
+def test_policy_decides_what_a_429_means(headers, default_wait, kind, wait) -> None:
+    exc = RetryPolicy(max_wait=60, default_wait=default_wait).too_many_requests(headers, host="api")
+    assert type(exc) is kind and exc.wait == wait and "api" in str(exc) and "429" in str(exc)
+
+
+def test_policy_sleeps_through_short_429s_then_gives_up(sleeps) -> None:
+    calls = []
+
+    def limited() -> None:
+        calls.append(1)
+        raise RetryPolicy().too_many_requests({"Retry-After": "7"}, host="api")
+
+    with pytest.raises(RateLimited, match="kept answering 429") as info:
+        RetryPolicy(max_attempts=3).call(limited, what="test")
+    assert type(info.value) is RateLimited and info.value.wait == 7
+    assert len(calls) == 3 and sleeps == [8.0, 8.0]  # the asked-for wait + a second, between the tries
+
+
+def test_every_source_module_waits_through_the_one_clock(clock) -> None:
+    clock.set(NOW + 3600)
+    assert ratelimit.now_epoch() == NOW + 3600 and ratelimit.utcnow().timestamp() == NOW + 3600
+    ratelimit.sleep(2.5)
+    assert clock.sleeps == [2.5]
 
 
 def test_connection_reset_and_broken_body_are_retried(sleeps) -> None:
@@ -49,8 +85,8 @@ def test_connection_reset_and_broken_body_are_retried(sleeps) -> None:
         client = ApiClient("https://api.example.org", user_agent="t/1")
         data, _ = client.get_json("items")
     assert data == {"ok": True} and client.requests == 4
-    assert len(sleeps.long) == 3
-    assert sleeps.long[0] < sleeps.long[1] < sleeps.long[2] + 1  # growing backoff (with jitter)
+    assert len(sleeps) == 3
+    assert sleeps[0] < sleeps[1] < sleeps[2] + 1  # growing backoff (with jitter)
 
 
 def test_retries_are_bounded(sleeps) -> None:

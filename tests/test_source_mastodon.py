@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from source_testkit import Sleeps, clear_probes, collect, fixture_json, make_topics, patch_sleeps, rows, settings
+from source_testkit import api_fixture, clear_probes, clock_fixtures, collect, fixture_json, make_topics, rows, settings
 
-from aimusic.sources import mastodon
-from aimusic.sources.mastodon import normalize_status
+from aimusic.core.config import get_settings
+from aimusic.core.topics import TopicsError
+from aimusic.sources.mastodon import MastodonSource, normalize_status
 
 NOW = 1_763_000_000.0
 SOCIAL = "https://mastodon.social/api/v1/timelines/tag/AIMusic"
@@ -28,28 +30,8 @@ requests_per_second = 100
 """
 
 
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
-    return patch_sleeps(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_probes() -> None:
-    clear_probes()
-
-
-@pytest.fixture(autouse=True)
-def now(monkeypatch: pytest.MonkeyPatch) -> float:
-    monkeypatch.setattr(mastodon, "now_epoch", lambda: NOW)
-    return NOW
-
-
-@pytest.fixture
-def api():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        for host in ("mastodon.social", "mastodon.online"):
-            rsps.add(responses.HEAD, f"https://{host}/", status=302)
-        yield rsps
+clock, sleeps = clock_fixtures(NOW)
+api = api_fixture("https://mastodon.social/", "https://mastodon.online/", status=302)
 
 
 def social() -> list[dict[str, Any]]:
@@ -98,7 +80,7 @@ def test_normalize_status_plain_text_and_uri_key() -> None:
         == "An #AIMusic track on a Billboard chart. Songwriters spend years on their craft & this wins?\n\nNot amused."
     )
     assert post.author == "fiddler@musician.social" and post.community == "musician.social"
-    assert (post.score, post.replies, post.reposts) == (27, 4, 11)
+    assert (post.score, post.replies, post.reposts) == (27, 4, 13)  # 11 boosts + 2 quotes (Mastodon 4.5)
     local = normalize_status(social()[1])
     assert local is not None and local.author == "lena@mastodon.social" and local.kind == "reply"
     cw = normalize_status(online()[1])
@@ -185,29 +167,61 @@ def test_401_instance_is_reported_and_the_others_go_on(tmp_path, store, api, sle
     assert len(rows(store, "mastodon")) == 2
 
 
-def test_token_from_env_is_sent_only_to_its_instance(tmp_path, store, api, sleeps, monkeypatch) -> None:
-    monkeypatch.setenv("MASTODON_TOKEN_MASTODON_ONLINE", "s3cret-token")
-    api.add_callback(responses.GET, SOCIAL, callback=Timeline(SOCIAL, social()))
-    api.add_callback(responses.GET, ONLINE, callback=Timeline(ONLINE, online()))
-    collect("mastodon", store, make_topics(tmp_path, SECTION))
-    auth = {
+def _sent_tokens(api: responses.RequestsMock) -> dict[str | None, str | None]:
+    return {
         urlsplit(c.request.url).hostname: c.request.headers.get("Authorization")
         for c in api.calls
         if c.request.method == "GET"
     }
-    assert auth == {"mastodon.social": None, "mastodon.online": "Bearer s3cret-token"}
 
 
-def test_token_from_dotenv_file(tmp_path, monkeypatch) -> None:
-    monkeypatch.delenv("MY_TOKEN", raising=False)
-    (tmp_path / ".env").write_text("MY_TOKEN=from-dotenv\n")
-    token = mastodon.instance_token("MY_TOKEN")
-    assert token is not None and token.get_secret_value() == "from-dotenv"
-    assert "from-dotenv" not in repr(token)
+@pytest.mark.parametrize("where", ["environment", ".env", "token_env"])
+def test_token_from_the_settings_is_sent_only_to_its_instance(tmp_path, store, api, sleeps, monkeypatch, where):
+    section = SECTION
+    if where == "environment":
+        monkeypatch.setenv("MASTODON_TOKEN_MASTODON_ONLINE", "s3cret-token")
+    elif where == ".env":  # the working directory's .env (the tests run in tmp_path)
+        (tmp_path / ".env").write_text("MASTODON_TOKEN_MASTODON_ONLINE=s3cret-token\n")
+    else:
+        monkeypatch.setenv("MASTODON_TOKEN_SECOND_ACCOUNT", "s3cret-token")
+        section += '[sources.mastodon.token_env]\n"mastodon.online" = "MASTODON_TOKEN_SECOND_ACCOUNT"\n'
+    api.add_callback(responses.GET, SOCIAL, callback=Timeline(SOCIAL, social()))
+    api.add_callback(responses.GET, ONLINE, callback=Timeline(ONLINE, online()))
+    collect("mastodon", store, make_topics(tmp_path, section), get_settings())
+    assert _sent_tokens(api) == {"mastodon.social": None, "mastodon.online": "Bearer s3cret-token"}
+
+
+def test_tokens_passed_to_the_source_win(tmp_path, store, api, sleeps, monkeypatch) -> None:
+    monkeypatch.setenv("MASTODON_TOKEN_MASTODON_ONLINE", "from-the-environment")
+    api.add_callback(responses.GET, SOCIAL, callback=Timeline(SOCIAL, social()))
+    api.add_callback(responses.GET, ONLINE, callback=Timeline(ONLINE, online()))
+    source = MastodonSource(tokens={"mastodon.social": "explicit-social-token"})
+    collect(source, store, make_topics(tmp_path, SECTION), get_settings())
+    assert _sent_tokens(api) == {"mastodon.social": "Bearer explicit-social-token", "mastodon.online": None}
+
+
+def test_tokens_are_settings_secrets_redacted_from_logs(tmp_path, monkeypatch, caplog) -> None:
+    from aimusic.ops.runreport import redact
+
+    (tmp_path / ".env").write_text("MASTODON_TOKEN_MASTODON_SOCIAL=dotenv-token-8f8f\n")
+    monkeypatch.setenv("MASTODON_TOKEN_FOSSTODON_ORG", "env-token-2b2b")
+    loaded = get_settings()
+    assert set(loaded.mastodon_tokens) == {"MASTODON_SOCIAL", "FOSSTODON_ORG"}
+    assert "dotenv-token" not in repr(loaded) and "env-token" not in str(loaded.model_dump())
+    caplog.set_level("DEBUG")
+    logging.getLogger("urllib3").debug("Authorization: Bearer dotenv-token-8f8f, Bearer env-token-2b2b")
+    assert "dotenv-token-8f8f" not in caplog.text and "env-token-2b2b" not in caplog.text
+    assert redact("failed with env-token-2b2b", loaded) == "failed with ***"
+
+
+def test_token_env_must_name_a_settings_variable(tmp_path) -> None:
+    section = SECTION + '[sources.mastodon.token_env]\n"mastodon.online" = "MY_TOKEN"\n'
+    with pytest.raises(TopicsError, match="MASTODON_TOKEN_"):
+        MastodonSource().config(make_topics(tmp_path, section))
 
 
 def test_429_with_iso_reset_is_waited_out(tmp_path, store, api, sleeps) -> None:
-    reset = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + 20))
+    reset = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(NOW + 20))
     api.add(
         responses.GET, SOCIAL, status=429, headers={"X-RateLimit-Reset": reset}, json={"error": "Too many requests"}
     )
@@ -215,7 +229,7 @@ def test_429_with_iso_reset_is_waited_out(tmp_path, store, api, sleeps) -> None:
     api.add_callback(responses.GET, ONLINE, callback=Timeline(ONLINE, online()))
     summary = collect("mastodon", store, make_topics(tmp_path, SECTION))
     assert len(rows(store, "mastodon")) == 3
-    assert any(15 < s < 23 for s in sleeps), sleeps
+    assert 21 in sleeps, sleeps  # the reset (20 s) + 1
     assert summary.status == "partial"  # the malformed status
 
 

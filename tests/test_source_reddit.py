@@ -7,24 +7,36 @@ at the fixtures' NOW and every sleep is recorded instead of slept.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from reddit_x_testkit import NOW, FakeReddit, make_topics, reddit_ok, reddit_status, standard_routes
+from pydantic import SecretStr
+from reddit_x_testkit import (
+    NOW,
+    FakeReddit,
+    make_topics,
+    posts_by_id,
+    reddit_ok,
+    reddit_status,
+    standard_routes,
+    use_live_credentials,
+)
 from reddit_x_testkit import fixture as kit_fixture
+from source_testkit import clock_fixtures
 
 from aimusic.core.config import get_settings
 from aimusic.core.records import Post
 from aimusic.core.topics import TopicsError
 from aimusic.debate.relevance import RelevanceFilter
 from aimusic.pipeline.collect import check_source, collect_source
-from aimusic.sources import get_source, reddit, reddit_api
+from aimusic.sources import get_source, reddit
 from aimusic.sources.base import CollectContext
 from aimusic.sources.reddit import (
     RedditConfig,
+    RedditCredentials,
+    RedditSource,
     crosspost_parent,
     normalize_comment,
     normalize_submission,
@@ -65,27 +77,23 @@ def fake() -> Iterator[FakeReddit]:
     server.close()
 
 
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Sleeps are recorded, not slept (ours, and praw's rate limiter and retries)."""
-    calls: list[float] = []
-    monkeypatch.setattr(reddit_api, "_sleep", calls.append)
-    monkeypatch.setattr(time, "sleep", lambda s: calls.append(round(s, 2)) if s > 0 else None)
-    return calls
+#: the sources' clock frozen at NOW; every wait recorded, not slept (ours, and praw's rate limiter and retries)
+clock, sleeps = clock_fixtures(NOW, praw=True)
+USER_AGENT = "linux:aimusic-monitor-tests:0.1 (by /u/tester)"
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
-    now = [NOW]
-    monkeypatch.setattr(reddit, "_utcnow", lambda: now[0])
-    return now
+def creds() -> RedditCredentials:
+    """Credentials passed to the source explicitly."""
+    return RedditCredentials("test-client-id", SecretStr("test-client-secret"), USER_AGENT)
 
 
 @pytest.fixture
-def creds(monkeypatch: pytest.MonkeyPatch) -> None:
+def creds_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same credentials in the environment, where the settings read them by default."""
     monkeypatch.setenv("REDDIT_CLIENT_ID", "test-client-id")
     monkeypatch.setenv("REDDIT_CLIENT_SECRET", "test-client-secret")
-    monkeypatch.setenv("REDDIT_USER_AGENT", "linux:aimusic-monitor-tests:0.1 (by /u/tester)")
+    monkeypatch.setenv("REDDIT_USER_AGENT", USER_AGENT)
 
 
 def configure(topics, fake: FakeReddit, **overrides: object):
@@ -102,14 +110,13 @@ def configure(topics, fake: FakeReddit, **overrides: object):
     return topics
 
 
-def run(store: Store, topics):
-    return collect_source(get_source("reddit"), store, topics, get_settings())
+def run(store: Store, topics, creds: RedditCredentials | None = None):
+    """One collection; credentials explicit, or (None) from the settings."""
+    return collect_source(RedditSource(credentials=creds), store, topics, get_settings())
 
 
 def rows(store: Store) -> dict[str, dict]:
-    with store.connect() as con:
-        table = con.sql("SELECT * FROM posts WHERE source = 'reddit'").to_arrow_table()
-    return {r["post_id"]: r for r in table.to_pylist()}
+    return posts_by_id(store, "reddit")
 
 
 FIRST_RUN_IDS = {
@@ -140,7 +147,7 @@ FIRST_RUN_IDS = {
 
 def test_first_run_reads_listings_threads_and_handles_edge_cases(fake, store, topics, creds, clock, sleeps):
     topics = configure(topics, fake)
-    s = run(store, topics)
+    s = run(store, topics, creds)
 
     assert set(rows(store)) == FIRST_RUN_IDS
     assert s.status == "partial" and s.new == len(FIRST_RUN_IDS) and s.updated == 0
@@ -195,9 +202,9 @@ def test_first_run_reads_listings_threads_and_handles_edge_cases(fake, store, to
 
 def test_second_run_reads_only_the_overlap_window_and_adds_nothing(fake, store, topics, creds, clock, sleeps):
     topics = configure(topics, fake)
-    first = run(store, topics)
+    first = run(store, topics, creds)
     before = len(fake.requests)
-    second = run(store, topics)
+    second = run(store, topics, creds)
 
     assert (second.new, second.updated, second.skipped) == (0, 0, 0)
     assert second.status == "ok"
@@ -221,22 +228,22 @@ def test_second_run_reads_only_the_overlap_window_and_adds_nothing(fake, store, 
 
 def test_edited_post_updates_its_row(fake, store, topics, creds, clock, sleeps):
     topics = configure(topics, fake)
-    run(store, topics)
+    run(store, topics, creds)
     edited = fixture("search_all_p1.json")
     edited["data"]["children"][0]["data"]["selftext"] = "EDIT: the AI music flood is already here."
     edited["data"]["children"][0]["data"]["edited"] = (NOW - timedelta(minutes=5)).timestamp()
     fake.route("/r/all/search/", ok(edited))
-    s = run(store, topics)
+    s = run(store, topics, creds)
     assert (s.new, s.updated) == (0, 1)
     assert rows(store)[P("1p0001")]["text"] == "EDIT: the AI music flood is already here."
 
 
 def test_threads_are_refreshed_while_young(fake, store, topics, creds, clock, sleeps):
     topics = configure(topics, fake, comment_refresh_every_hours=6, comment_refresh_hours=48)
-    run(store, topics)
-    clock[0] = NOW + timedelta(hours=7)
+    run(store, topics, creds)
+    clock.set(NOW + timedelta(hours=7))
     before = len(fake.requests)
-    s = run(store, topics)
+    s = run(store, topics, creds)
     refreshed = {p for _, p, _ in fake.requests[before:] if p.startswith("/comments/")}
     # p1, p5, p8, p11 were fetched 7 h ago; p3 and p4 had no comments and are now old enough to look again, but
     # they are gone (404 here): dropped from the list quietly, not a failure
@@ -244,16 +251,16 @@ def test_threads_are_refreshed_while_young(fake, store, topics, creds, clock, sl
                          "/comments/1p0003/", "/comments/1p0004/"}
     assert any("2 threads no longer available" in n for n in s.notes), s.line()
     assert not any("failed" in n for n in s.notes) and s.skipped == 1  # only the malformed comment, again
-    clock[0] = NOW + timedelta(hours=60)
+    clock.set(NOW + timedelta(hours=60))
     before = len(fake.requests)
-    run(store, topics)
+    run(store, topics, creds)
     assert not [p for _, p, _ in fake.requests[before:] if p.startswith("/comments/")]  # past the window
 
 
 def test_listing_cap_is_reported(fake, store, topics, creds, clock, sleeps, monkeypatch):
-    monkeypatch.setattr(reddit, "LISTING_CAP", 8)  # all of Reddit's search serves 8 items, then ends
+    monkeypatch.setattr(reddit.run, "LISTING_CAP", 8)  # all of Reddit's search serves 8 items, then ends
     topics = configure(topics, fake, first_run_days=30, page_size=1)
-    s = run(store, topics)
+    s = run(store, topics, creds)
     cap = [n for n in s.notes if "listing cap" in n]
     assert len(cap) == 1 and "search of all of Reddit" in cap[0] and "arcticshift" in cap[0]
     assert any(k.startswith("search:all:") for k in store.get_cursors("reddit"))
@@ -261,7 +268,7 @@ def test_listing_cap_is_reported(fake, store, topics, creds, clock, sleeps, monk
 
 def test_max_pages_is_reported(fake, store, topics, creds, clock, sleeps):
     topics = configure(topics, fake, max_pages=1, first_run_days=30)
-    s = run(store, topics)
+    s = run(store, topics, creds)
     assert any("max_pages=1" in n and "search of all of Reddit" in n for n in s.notes)
     assert not [p for _, path, p in fake.requests if path == "/r/all/search/" and "after" in p]
 
@@ -273,7 +280,7 @@ def test_429_with_a_short_reset_is_waited_out(fake, store, topics, creds, clock,
     topics = configure(topics, fake)
     fake.route("/r/all/search/", status(429, **{"x-ratelimit-reset": "5"}), ok("search_all_p1.json"))
     fake.route("/r/all/search/", ok("search_all_p2.json"), after="t3_1p0003")
-    s = run(store, topics)
+    s = run(store, topics, creds)
     assert 6 in sleeps
     assert set(rows(store)) == FIRST_RUN_IDS and s.status == "partial" and s.skipped == 2
 
@@ -285,7 +292,7 @@ def test_429_with_a_long_or_unknown_reset_stops_and_the_next_run_resumes(
     topics = configure(topics, fake)
     fake.route("/r/all/search/", status(429, **headers), ok("search_all_p1.json"))
     fake.route("/r/all/search/", ok("search_all_p2.json"), after="t3_1p0003")
-    s = run(store, topics)
+    s = run(store, topics, creds)
     assert s.status == "partial" and any("429" in n and "rate_limit_max_wait" in n for n in s.notes)
     assert "1 posts" not in s.line() and "429" in s.line()
     got = rows(store)
@@ -293,7 +300,7 @@ def test_429_with_a_long_or_unknown_reset_stops_and_the_next_run_resumes(
     cursors = store.get_cursors("reddit")
     assert "new:SunoAI" in cursors and not any(k.startswith("search:") for k in cursors)
     assert "/r/WeAreTheMusicMakers/search/" not in fake.paths()  # stopped, not hammering
-    again = run(store, topics)  # the route now answers 200
+    again = run(store, topics, creds)  # the route now answers 200
     assert again.status == "partial" and again.skipped == 2
     assert set(rows(store)) == FIRST_RUN_IDS
 
@@ -301,7 +308,7 @@ def test_429_with_a_long_or_unknown_reset_stops_and_the_next_run_resumes(
 def test_5xx_is_retried_by_praw(fake, store, topics, creds, clock, sleeps):
     topics = configure(topics, fake)
     fake.route("/r/WeAreTheMusicMakers/search/", status(503), ok("search_wearethemusicmakers.json"))
-    s = run(store, topics)
+    s = run(store, topics, creds)
     assert P("1p0008") in rows(store) and not any("503" in n for n in s.notes)
     assert fake.paths().count("/r/WeAreTheMusicMakers/search/") == 2  # one retry
 
@@ -309,7 +316,7 @@ def test_5xx_is_retried_by_praw(fake, store, topics, creds, clock, sleeps):
 def test_persistent_5xx_skips_that_listing_only(fake, store, topics, creds, clock, sleeps):
     topics = configure(topics, fake)
     fake.route("/r/WeAreTheMusicMakers/search/", status(503))
-    s = run(store, topics)
+    s = run(store, topics, creds)
     assert s.status == "partial"
     failed = [n for n in s.notes if "request(s) failed" in n]
     assert len(failed) == 1 and "r/WeAreTheMusicMakers" in failed[0] and "503" in failed[0]
@@ -326,7 +333,7 @@ def test_three_failures_in_a_row_stop_the_source(fake, store, topics, creds, clo
     fake.route("/r/SunoAI/new/", status(500))
     fake.route("/r/SunoAI/comments/", status(502))
     fake.route("/r/all/search/", status(503))
-    s = run(store, topics)
+    s = run(store, topics, creds)
     assert s.status == "partial" and any("3 failed requests in a row" in n for n in s.notes)
     assert store.count("posts") == 0 and "/comments/1p0001/" not in fake.paths()
 
@@ -334,7 +341,7 @@ def test_three_failures_in_a_row_stop_the_source(fake, store, topics, creds, clo
 def test_unexpected_json_is_a_failed_listing_not_a_crash(fake, store, topics, creds, clock, sleeps):
     topics = configure(topics, fake)
     fake.route("/r/country/search/", ok({"kind": "t5", "data": {"display_name": "country"}}))
-    s = run(store, topics)
+    s = run(store, topics, creds)
     assert s.status == "partial" and any("unexpected response" in n and "r/country" in n for n in s.notes)
     assert set(rows(store)) == FIRST_RUN_IDS
 
@@ -342,7 +349,7 @@ def test_unexpected_json_is_a_failed_listing_not_a_crash(fake, store, topics, cr
 def test_private_or_missing_subreddit_is_a_note(fake, store, topics, creds, clock, sleeps):
     topics = configure(topics, fake)
     fake.route("/r/country/search/", status(403))
-    s = run(store, topics)
+    s = run(store, topics, creds)
     assert any("r/country" in n and "403" in n for n in s.notes)
     assert set(rows(store)) == FIRST_RUN_IDS
 
@@ -357,7 +364,7 @@ def test_missing_credentials_skip_the_source_with_one_line(fake, store, topics, 
     assert fake.requests == [] and store.count("posts") == 0
 
 
-def test_username_without_password_is_a_clear_reason(fake, store, topics, creds, monkeypatch):
+def test_username_without_password_is_a_clear_reason(fake, store, topics, creds_env, monkeypatch):
     monkeypatch.setenv("REDDIT_USERNAME", "someone")
     s = run(store, configure(topics, fake))
     assert s.status == "skipped" and "REDDIT_PASSWORD" in s.error and fake.requests == []
@@ -365,11 +372,11 @@ def test_username_without_password_is_a_clear_reason(fake, store, topics, creds,
 
 def test_rejected_credentials_are_reported_not_raised(fake, store, topics, creds, clock, sleeps):
     fake.route("/api/v1/access_token", status(401))
-    s = run(store, configure(topics, fake))
+    s = run(store, configure(topics, fake), creds)
     assert s.status == "skipped" and "rejected" in s.error and "REDDIT_CLIENT_SECRET" in s.error
 
 
-def test_script_app_logs_in_with_password(fake, store, topics, creds, clock, sleeps, monkeypatch):
+def test_script_app_logs_in_with_password(fake, store, topics, creds_env, clock, sleeps, monkeypatch):
     monkeypatch.setenv("REDDIT_USERNAME", "someone")
     monkeypatch.setenv("REDDIT_PASSWORD", "hunter2")
     run(store, configure(topics, fake))
@@ -378,7 +385,7 @@ def test_script_app_logs_in_with_password(fake, store, topics, creds, clock, sle
     assert "hunter2" not in store.query("SELECT string_agg(value, ' ') AS v FROM cursors")["v"][0]
 
 
-def test_bad_config_is_a_topics_error(topics, creds):
+def test_bad_config_is_a_topics_error(topics):
     bad = topics.model_copy(deep=True)
     bad.sources["reddit"] = {"subreddits": ["not a subreddit!"]}
     ctx = CollectContext(topics=bad, settings=get_settings())
@@ -432,33 +439,15 @@ def test_time_filter_is_the_narrowest_that_covers():
 
 
 def test_comments_inherit_their_threads_relevance(topics):
+    def comment(post_id: str, thread: str, text: str) -> Post:
+        return Post(source="reddit", post_id=post_id, kind="comment", thread_id=thread, parent_id=thread,
+                    created_at=NOW, text=text)
+
     rel = RelevanceFilter(topics)
     root = Post(source="reddit", post_id="a", thread_id="a", created_at=NOW, title="AI music is everywhere")
-    kid = Post(
-        source="reddit",
-        post_id="b",
-        kind="comment",
-        thread_id="a",
-        parent_id="a",
-        created_at=NOW,
-        text="Agreed, the mixes are flat.",
-    )
-    rust = Post(
-        source="reddit",
-        post_id="c",
-        kind="comment",
-        thread_id="a",
-        created_at=NOW,
-        text="Off topic: my cargo build fails with the borrow checker again",
-    )
-    stray = Post(
-        source="reddit",
-        post_id="d",
-        kind="comment",
-        thread_id="zzz",
-        created_at=NOW,
-        text="Agreed, the mixes are flat.",
-    )
+    kid = comment("b", "a", "Agreed, the mixes are flat.")
+    rust = comment("c", "a", "Off topic: my cargo build fails with the borrow checker again")
+    stray = comment("d", "zzz", "Agreed, the mixes are flat.")
     kept, dropped = rel.apply([root, kid, rust, stray])
     assert [p.post_id for p in kept] == ["a", "b"] and dropped == 2
     kept, _ = rel.apply([kid])  # without its post in the batch a comment stands on its own
@@ -470,10 +459,8 @@ def test_comments_inherit_their_threads_relevance(topics):
 
 @pytest.mark.live
 def test_live_reddit(store, topics, monkeypatch):
-    if not LIVE_ENV.get("REDDIT_CLIENT_ID"):
-        pytest.skip("REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET are needed for the live test")
-    for key, value in LIVE_ENV.items():
-        monkeypatch.setenv(key, value)
+    use_live_credentials(monkeypatch, LIVE_ENV, "REDDIT_CLIENT_ID", "REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET are "
+                         "needed for the live test")
     live = topics.model_copy(deep=True)
     live.sources["reddit"] = {
         "subreddits": ["SunoAI"],

@@ -1,12 +1,15 @@
 """Source registry: name -> :class:`~aimusic.sources.base.Source` class.
 
-Adding a platform: write ``aimusic/sources/<name>.py`` in the shape of the others and add it here.
+Adding a platform: write ``aimusic/sources/<name>.py`` (or a folder ``<name>/`` with ``config``, ``client``,
+``normalise`` and ``run`` modules when it grows, like ``reddit`` and ``x``) in the shape of the others, and
+add it here. Shared parts: :mod:`~aimusic.sources.base` (the Source class, batches), :mod:`~aimusic.sources.errors`,
+:mod:`~aimusic.sources.ratelimit` (the one clock and retry / rate-limit policy), :mod:`~aimusic.sources.http`.
 Sources are imported lazily so a missing optional dependency only disables its own source.
 """
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 
 from aimusic.sources.base import Source, SourceUnavailable
 
@@ -24,13 +27,10 @@ REGISTRY: dict[str, str] = {
 
 def get_source(name: str) -> Source:
     """An instance of the source called ``name``; unknown names and missing dependencies fail clearly."""
+    if name not in REGISTRY:
+        raise KeyError(f"unknown source {name!r}; known: {', '.join(REGISTRY)}")
     try:
-        target = REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown source {name!r}; known: {', '.join(REGISTRY)}") from None
-    module_name, _, cls_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
+        source_class = pkgutil.resolve_name(REGISTRY[name])
     except ImportError as exc:
         raise SourceUnavailable(f"{name}: a library it needs is not installed ({exc.name})") from exc
-    return getattr(module, cls_name)()
+    return source_class()

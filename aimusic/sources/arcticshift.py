@@ -31,17 +31,10 @@ from pydantic import Field, field_validator
 
 from aimusic.core.records import Post, utcnow
 from aimusic.sources import reddit_json
-from aimusic.sources.base import (
-    Batch,
-    CollectContext,
-    Source,
-    SourceConfig,
-    SourceStopped,
-    SourceUnavailable,
-    normalize_items,
-    require_reachable,
-)
-from aimusic.sources.http import ApiClient, HttpError, LoopGuard, RateLimited, ServerError, describe_error, now_epoch
+from aimusic.sources.base import Batch, CollectContext, Source, SourceConfig, normalize_items, require_reachable
+from aimusic.sources.errors import SourceStopped, SourceUnavailable
+from aimusic.sources.http import ApiClient, HttpError, LoopGuard, ServerError
+from aimusic.sources.ratelimit import RateLimited, describe_error, now_epoch
 
 NAME = "arcticshift"
 PAGE_SIZE = 100  # the API's maximum per request
@@ -153,16 +146,14 @@ def normalize_item(item: dict[str, Any]) -> Post | None:
     return None if fields is None else reddit_json.to_post(fields, fetched_at=utcnow())
 
 
-class ArcticShiftSource(Source):
+class ArcticShiftSource(Source[ArcticShiftConfig]):
     """Reddit posts and comments from Arctic Shift (``[sources.arcticshift]``), no Reddit account needed."""
 
     name = NAME
-    config_model = ArcticShiftConfig
     default_cron = "40 */6 * * *"
 
     def check(self, ctx: CollectContext) -> None:
         cfg = self.config(ctx.topics)
-        assert isinstance(cfg, ArcticShiftConfig)
         if not cfg.subreddits and not cfg.whole_subreddits:
             raise SourceUnavailable("no subreddits configured ([sources.arcticshift] subreddits)")
         require_reachable(cfg.base_url, ctx.settings.user_agent)
@@ -175,7 +166,6 @@ class ArcticShiftSource(Source):
 
     def collect(self, ctx: CollectContext) -> Iterator[Batch]:
         cfg = self.config(ctx.topics)
-        assert isinstance(cfg, ArcticShiftConfig)
         client = make_client(cfg, ctx.settings.user_agent)
         now = int(now_epoch())
         budget = [cfg.max_requests]

@@ -1,8 +1,10 @@
 """The shape every source shares.
 
-A source module defines a config model (its ``[sources.<name>]`` table), a client factory, a fetch generator
-and pure ``normalize()`` functions (one raw API item -> :class:`~aimusic.core.records.Post`). It exposes one
-:class:`Source` subclass registered in :mod:`aimusic.sources`.
+A source module (or folder) defines a config model (its ``[sources.<name>]`` table), a client factory whose
+credentials are ordinary parameters (defaulting to the values in :class:`~aimusic.core.config.Settings`), a
+fetch generator and pure ``normalize()`` functions (one raw API item -> :class:`~aimusic.core.records.Post`).
+It exposes one :class:`Source` subclass, parameterised by its config model (``class XSource(Source[XConfig])``),
+registered in :mod:`aimusic.sources`.
 
 ``collect()`` yields :class:`Batch` objects: the posts of one page (or a few), how many raw items were read
 and skipped, and the cursor values that become true once those posts are committed. The pipeline commits
@@ -14,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -22,7 +24,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from aimusic.core.config import Settings
 from aimusic.core.records import Post
 from aimusic.core.topics import Topics, source_config
+from aimusic.sources.errors import SourceStopped, SourceUnavailable
 from aimusic.sources.http import probe
+
+__all__ = [
+    "Batch", "CollectContext", "Source", "SourceConfig", "SourceStopped", "SourceUnavailable", "normalize_items",
+    "require_reachable", "total",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +44,7 @@ class SourceConfig(BaseModel):
     enabled: bool = True
 
 
-class SourceUnavailable(RuntimeError):
-    """The source cannot run here (no credentials, no network): the message is the one-line reason."""
-
-
-class SourceStopped(RuntimeError):
-    """The source stopped early on purpose (rate limit with a long reset, cost cap): data so far is kept."""
+ConfigT = TypeVar("ConfigT", bound=SourceConfig)
 
 
 @dataclass
@@ -67,17 +70,28 @@ class CollectContext:
     logger: logging.Logger | logging.LoggerAdapter = log
 
 
-class Source:
-    """Base class: subclasses set ``name`` and ``config_model`` and implement ``check`` and ``collect``."""
+class Source(Generic[ConfigT]):
+    """Base class: subclasses set ``name``, name their config model as the type argument
+    (``class HackerNewsSource(Source[HackerNewsConfig])``) and implement ``check`` and ``collect``."""
 
     name: ClassVar[str] = ""
-    config_model: ClassVar[type[SourceConfig]] = SourceConfig
+    #: the ``[sources.<name>]`` model: the type argument of the subclass (SourceConfig when it has none)
+    config_model: type[ConfigT] = SourceConfig  # type: ignore[assignment]
     #: a synthetic source writes to the demo database by default
     synthetic: ClassVar[bool] = False
     #: default cron schedule for ``aimusic serve``
     default_cron: ClassVar[str] = "0 */6 * * *"
 
-    def config(self, topics: Topics) -> SourceConfig:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            if get_origin(base) is Source:
+                (model,) = get_args(base)
+                if isinstance(model, type) and issubclass(model, SourceConfig):
+                    cls.config_model = model
+
+    def config(self, topics: Topics) -> ConfigT:
+        """This source's ``[sources.<name>]`` table, validated (:class:`~aimusic.core.topics.TopicsError`)."""
         return source_config(topics, self.name, self.config_model)
 
     def check(self, ctx: CollectContext) -> None:
@@ -92,6 +106,19 @@ def require_reachable(url: str, user_agent: str) -> None:
     reason = probe([url], user_agent=user_agent).popitem()[1]
     if reason:
         raise SourceUnavailable(reason)
+
+
+def total(*counts: Any) -> int | None:
+    """The sum of the engagement counts that are present and readable (None when none is): reposts + quotes.
+
+    Lenient like :class:`~aimusic.core.records.Post`'s counts: a value that is not a number counts as absent."""
+    values = []
+    for count in counts:
+        try:
+            values.append(int(float(count)))
+        except (TypeError, ValueError, OverflowError):
+            continue
+    return sum(values) if values else None
 
 
 def normalize_items(

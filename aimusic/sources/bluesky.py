@@ -1,9 +1,10 @@
 """Bluesky through the ``atproto`` SDK: ``app.bsky.feed.searchPosts`` with ``since``/``until`` and cursors.
 
 Post search needs a logged-in account (the public AppView answers 403): a handle and an *app password*
-(Settings > Privacy and security > App passwords) from the environment or ``.env`` as ``BLUESKY_HANDLE`` and
-``BLUESKY_APP_PASSWORD``. Without them the source is skipped with one line. The password is only handed to
-the SDK's login; it is never logged or stored, and the session lives in memory for one run.
+(Settings > Privacy and security > App passwords), parameters of :class:`BlueskySource` that default to
+``BLUESKY_HANDLE`` and ``BLUESKY_APP_PASSWORD`` from the settings (environment or ``.env``). Without them the
+source is skipped with one line. The password is only handed to the SDK's login; it is never logged or
+stored, and the session lives in memory for one run.
 
 One query per tracked term (``queries`` overrides), sorted ``latest``. The time since the cursor is cut into
 windows (``window_hours``), oldest first; each window is paged with the API's cursor and its end becomes the
@@ -11,11 +12,13 @@ query's cursor once its posts are committed. The search cursor does not promise 
 window, so windows are kept small; ``max_pages_per_window`` bounds the pages read in one.
 
 Each raw post view is parsed on its own with the SDK's own model (``app.bsky.feed.defs#postView``), so one
-malformed item is skipped and counted instead of failing the page.
+malformed item is skipped and counted instead of failing the page. Links keep their full URL: the text shows
+them shortened (``example.com/some/pa...``) and the full one is in the record's link facets.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -24,16 +27,10 @@ from pydantic import Field, SecretStr
 
 from aimusic.core.config import Settings
 from aimusic.core.records import Post
-from aimusic.sources.base import (
-    Batch,
-    CollectContext,
-    Source,
-    SourceConfig,
-    SourceStopped,
-    SourceUnavailable,
-    require_reachable,
-)
-from aimusic.sources.http import LoopGuard, RateLimited, ServerError, TooManyRequests, now_epoch, retry_after, retrying
+from aimusic.sources.base import Batch, CollectContext, Source, SourceConfig, require_reachable, total
+from aimusic.sources.errors import SourceStopped, SourceUnavailable
+from aimusic.sources.http import LoopGuard, ServerError
+from aimusic.sources.ratelimit import RetryPolicy
 from aimusic.sources.windowed import RepeatedPage, collect_windows
 
 SOURCE = "bluesky"
@@ -44,21 +41,27 @@ class BlueskyConfig(SourceConfig):
     service: str = Field(default="https://bsky.social", description="PDS / entryway to log in to")
     queries: list[str] | None = Field(default=None, description="search queries; default: the tracking terms")
     lang: str | None = Field(default=None, description="only posts in this language (e.g. en)")
-    initial_days: float = Field(default=7, gt=0)
-    window_hours: float = Field(default=24, gt=0)
-    overlap_minutes: float = Field(default=30, ge=0)
-    page_size: int = Field(default=100, ge=1, le=100)
-    max_pages_per_window: int = Field(default=10, ge=1)
-    max_requests: int = Field(default=500, ge=1)
-    max_wait_seconds: float = Field(default=120, ge=0)
+    initial_days: float = Field(default=7, gt=0, description="how far back the first run goes")
+    window_hours: float = Field(default=24, gt=0, description="time slice per query (oldest first)")
+    overlap_minutes: float = Field(default=30, ge=0, description="re-read before the cursor (late indexing)")
+    page_size: int = Field(default=100, ge=1, le=100, description="posts per request (the API's maximum: 100)")
+    max_pages_per_window: int = Field(default=10, ge=1, description="the search cursor's reach in one slice")
+    max_requests: int = Field(default=500, ge=1, description="per run; the rest is picked up next run")
+    max_wait_seconds: float = Field(default=120, ge=0, description="longest rate-limit wait slept through")
 
 
 # --- client ------------------------------------------------------------------------------------------------------
 
 
-def credentials(settings: Settings) -> tuple[str, SecretStr]:
-    handle = (settings.bluesky_handle or "").strip().lstrip("@")
-    password = settings.bluesky_app_password
+def credentials(
+    settings: Settings, handle: str | None = None, app_password: SecretStr | str | None = None
+) -> tuple[str, SecretStr]:
+    """The handle and app password given, else BLUESKY_HANDLE / BLUESKY_APP_PASSWORD from ``settings``;
+    :class:`SourceUnavailable` with a one-line reason when either is missing."""
+    handle = (handle if handle is not None else settings.bluesky_handle or "").strip().lstrip("@")
+    password = app_password if app_password is not None else settings.bluesky_app_password
+    if isinstance(password, str):
+        password = SecretStr(password)
     if not handle or password is None or not password.get_secret_value().strip():
         raise SourceUnavailable(
             "no credentials: set BLUESKY_HANDLE and BLUESKY_APP_PASSWORD (an app password) in the environment or .env"
@@ -67,7 +70,7 @@ def credentials(settings: Settings) -> tuple[str, SecretStr]:
 
 
 def make_client(
-    settings: Settings, service: str, *, request: Any = None, timeout: float = 20.0
+    handle: str, app_password: SecretStr, service: str, *, user_agent: str, request: Any = None, timeout: float = 20.0
 ) -> Any:  # atproto.Client; the SDK is imported lazily so a missing package only disables this source
     """A logged-in :class:`atproto.Client`. ``request`` (an ``atproto_client.request.Request``) is for tests."""
     import httpx
@@ -75,12 +78,11 @@ def make_client(
     from atproto_client.exceptions import AtProtocolError, UnauthorizedError
     from atproto_client.request import Request
 
-    handle, password = credentials(settings)
     transport = request or Request(timeout=httpx.Timeout(timeout, connect=5.0))
-    transport.add_additional_header("User-Agent", settings.user_agent)
+    transport.add_additional_header("User-Agent", user_agent)
     client = Client(base_url=service, request=transport)
     try:
-        client.login(handle, password.get_secret_value(), fetch_bsky_profile=False)
+        client.login(handle, app_password.get_secret_value(), fetch_bsky_profile=False)
     except UnauthorizedError:
         raise SourceUnavailable(f"Bluesky login refused for {handle}: check BLUESKY_APP_PASSWORD") from None
     except AtProtocolError as exc:
@@ -98,23 +100,19 @@ def _stamp(epoch: int) -> str:
 
 
 def search_page(client: Any, params: dict[str, Any], *, max_attempts: int = 4, max_wait: float = 120.0) -> dict:
-    """One ``searchPosts`` call as raw JSON, with retries on 5xx/network errors and short 429 waits."""
+    """One ``searchPosts`` call as raw JSON, under the shared retry policy (5xx/network errors, short 429 waits)."""
     from atproto_client import models
     from atproto_client.exceptions import NetworkError, RateLimitExceededError, RequestException
 
     query = models.AppBskyFeedSearchPosts.Params(**params)
+    policy = RetryPolicy(max_attempts=max_attempts, max_wait=max_wait, retry_on=(ServerError,))
 
     def call() -> dict:
         try:
             response = client.invoke_query("app.bsky.feed.searchPosts", params=query)
         except RateLimitExceededError as exc:
             headers = exc.response.headers if exc.response is not None else {}
-            wait = retry_after(headers)
-            if wait is not None and wait > max_wait:
-                raise RateLimited(
-                    f"Bluesky rate limit: asked to wait {wait:.0f}s; stopping until the next run", wait=wait
-                ) from None
-            raise TooManyRequests("Bluesky answered 429", wait=30.0 if wait is None else wait) from None
+            raise policy.too_many_requests(headers, host="Bluesky") from None
         except NetworkError as exc:  # transport failures, 502
             raise ServerError(f"Bluesky request failed: {_error_text(exc)}") from None
         except RequestException as exc:
@@ -127,13 +125,7 @@ def search_page(client: Any, params: dict[str, Any], *, max_attempts: int = 4, m
             raise ServerError("Bluesky answered without a JSON object")
         return content
 
-    try:
-        for attempt in retrying(max_attempts=max_attempts, retry_on=(ServerError, TooManyRequests), what="Bluesky"):
-            with attempt:
-                return call()
-    except TooManyRequests as exc:
-        raise RateLimited("Bluesky kept answering 429 (too many requests)", wait=exc.wait) from None
-    raise AssertionError("unreachable")  # pragma: no cover
+    return policy.call(call, what="Bluesky search")
 
 
 def fetch_window(
@@ -213,6 +205,9 @@ def normalize_post(raw: dict[str, Any]) -> Post | None:
         created_at = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
     except ValueError:
         created_at = datetime.fromisoformat(str(view.indexed_at).replace("Z", "+00:00"))
+    record_json = raw.get("record")
+    if isinstance(record_json, dict):
+        text = expand_links(text, record_json.get("facets"))
     handle = view.author.handle
     rkey = view.uri.rsplit("/", 1)[-1]
     labels = {label.val for label in (view.labels or [])}
@@ -229,42 +224,88 @@ def normalize_post(raw: dict[str, Any]) -> Post | None:
         lang=langs[0] if langs else None,
         score=view.like_count,
         replies=view.reply_count,
-        reposts=(view.repost_count or 0) + (view.quote_count or 0)
-        if view.repost_count is not None or view.quote_count is not None
-        else None,
+        reposts=total(view.repost_count, view.quote_count),
         nsfw=bool(labels & NSFW_LABELS),
     )
+
+
+_LINK = "app.bsky.richtext.facet#link"
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+def expand_links(text: str, facets: Any) -> str:
+    """``text`` with every link the app shows shortened (``example.com/some/pa...``) replaced by the full URL of
+    its link facet. Facets locate their text by UTF-8 byte offsets; a facet that does not fit is ignored."""
+    if not text or not isinstance(facets, list):
+        return text
+    data = text.encode("utf-8")
+    links = sorted((span for span in map(_link_span, facets) if span and span[1] <= len(data)), reverse=True)
+    bound = len(data)
+    for start, end, uri in links:  # from the end, so the offsets before each replacement stay valid
+        if end > bound:
+            continue  # overlaps the facet after it
+        bound = start
+        try:
+            shown = data[start:end].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if _shortened(shown, uri):
+            data = data[:start] + uri.encode("utf-8") + data[end:]
+    return data.decode("utf-8")
+
+
+def _link_span(facet: Any) -> tuple[int, int, str] | None:
+    """(byteStart, byteEnd, uri) of a link facet, or None."""
+    if not isinstance(facet, dict) or not isinstance(facet.get("index"), dict):
+        return None
+    start, end = facet["index"].get("byteStart"), facet["index"].get("byteEnd")
+    if type(start) is not int or type(end) is not int or not 0 <= start < end:
+        return None
+    features = facet.get("features")
+    for feature in features if isinstance(features, list) else []:
+        if isinstance(feature, dict) and feature.get("$type", _LINK) == _LINK and isinstance(feature.get("uri"), str):
+            return start, end, feature["uri"]
+    return None
+
+
+def _shortened(shown: str, uri: str) -> bool:
+    """Is ``shown`` the app's short form of ``uri`` (no scheme, path cut with an ellipsis)?"""
+    stem = shown.strip()
+    stem = stem.removesuffix("...") if stem.endswith("...") else stem.removesuffix("…")
+    return bool(stem) and shown != uri and (_SCHEME.sub("", uri).startswith(stem) or uri.startswith(stem))
 
 
 # --- the source ----------------------------------------------------------------------------------------------------
 
 
-class BlueskySource(Source):
-    """Posts from Bluesky search matching the tracked terms (``[sources.bluesky]``)."""
+class BlueskySource(Source[BlueskyConfig]):
+    """Posts from Bluesky search matching the tracked terms (``[sources.bluesky]``).
+
+    ``handle`` and ``app_password`` default to BLUESKY_HANDLE / BLUESKY_APP_PASSWORD from the settings;
+    ``request`` (an ``atproto_client.request.Request``) replaces the SDK's HTTP transport (tests)."""
 
     name = SOURCE
-    config_model = BlueskyConfig
     default_cron = "30 */2 * * *"
-    #: the client factory (tests pass one that talks to a mock transport)
-    client_factory: Callable[[Settings, str], Any] = staticmethod(make_client)  # type: ignore[assignment]
+
+    def __init__(
+        self, handle: str | None = None, app_password: SecretStr | str | None = None, *, request: Any = None
+    ) -> None:
+        self.handle, self.app_password, self.request = handle, app_password, request
 
     def check(self, ctx: CollectContext) -> None:
-        cfg = self.config(ctx.topics)
-        assert isinstance(cfg, BlueskyConfig)
-        credentials(ctx.settings)
-        require_reachable(cfg.service, ctx.settings.user_agent)
+        credentials(ctx.settings, self.handle, self.app_password)
+        require_reachable(self.config(ctx.topics).service, ctx.settings.user_agent)
 
     def collect(self, ctx: CollectContext) -> Iterator[Batch]:
         from atproto_client.exceptions import AtProtocolError
 
         cfg = self.config(ctx.topics)
-        assert isinstance(cfg, BlueskyConfig)
-        client = type(self).client_factory(ctx.settings, cfg.service)
+        handle, password = credentials(ctx.settings, self.handle, self.app_password)
+        client = make_client(handle, password, cfg.service, user_agent=ctx.settings.user_agent, request=self.request)
         yield from collect_windows(
             ctx,
             cfg,
             source=SOURCE,
-            now=int(now_epoch()),
             window_seconds=int(cfg.window_hours * 3600),
             fetch=lambda query, lo, hi, budget: fetch_window(client, query, lo, hi, cfg=cfg, budget=budget),
             normalize=normalize_post,

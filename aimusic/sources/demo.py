@@ -197,6 +197,7 @@ def generate_table(
         "reposts": pa.array(reposts, pa.int64()),
         "community": pa.array(community, pa.string()),
         "terms": pa.nulls(n, pa.list_(pa.string())),
+        "relevance": pa.nulls(n, pa.string()),
         "nsfw": pa.array(np.zeros(n, dtype=bool)),
         "synthetic": pa.array(np.ones(n, dtype=bool)),
         "fetched_at": pa.array(np.full(n, int(fetched.timestamp() * 1_000_000)), pa.timestamp("us", tz="UTC")),
@@ -204,17 +205,15 @@ def generate_table(
     return pa.table(columns, schema=POST_SCHEMA)
 
 
-class DemoSource(Source):
+class DemoSource(Source[DemoConfig]):
     """Offline synthetic posts (``[sources.demo]``: posts, seed, days, end)."""
 
     name = "demo"
-    config_model = DemoConfig
     synthetic = True
     default_cron = "0 3 * * *"
 
     def collect(self, ctx: CollectContext) -> Iterator[Batch]:
         cfg = self.config(ctx.topics)
-        assert isinstance(cfg, DemoConfig)
         table = generate_table(
             cfg.posts, seed=cfg.seed, end=cfg.end, days=cfg.days, events=event_dates(ctx.topics)
         )

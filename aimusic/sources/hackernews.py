@@ -12,6 +12,7 @@ Algolia matches words, not phrases, and tolerates typos, so hits are a superset:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -19,13 +20,15 @@ import requests
 from pydantic import Field
 
 from aimusic.core.records import Post
-from aimusic.sources.base import Batch, CollectContext, Source, SourceConfig, SourceStopped, require_reachable
+from aimusic.sources.base import Batch, CollectContext, Source, SourceConfig, require_reachable
+from aimusic.sources.errors import SourceStopped
 from aimusic.sources.htmltext import html_to_text
-from aimusic.sources.http import ApiClient, HttpError, LoopGuard, ServerError, now_epoch
+from aimusic.sources.http import ApiClient, HttpError, LoopGuard, ServerError
 from aimusic.sources.windowed import RepeatedPage, collect_windows
 
 SOURCE = "hackernews"
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
+_LITERAL_NEWLINE = re.compile(r"(?:\\r)?\\n")  # the two characters backslash + n (optionally after backslash + r)
 
 
 class HackerNewsConfig(SourceConfig):
@@ -105,6 +108,12 @@ def fetch_window(
 # --- normalize -----------------------------------------------------------------------------------------------
 
 
+def hn_text(value: Any) -> str:
+    """Plain text of a story's or comment's HTML; the literal ``\\n`` (backslash, n) some items carry instead of
+    a line break becomes one."""
+    return html_to_text(_LITERAL_NEWLINE.sub("\n", value) if isinstance(value, str) else value)
+
+
 def normalize_hit(hit: dict[str, Any]) -> Post | None:
     """One Algolia hit (story or comment) -> Post; ``None`` for hits without any text (deleted, job ads)."""
     tags = hit.get("_tags") or []
@@ -114,7 +123,7 @@ def normalize_hit(hit: dict[str, Any]) -> Post | None:
         created = hit["created_at"]
     is_comment = "comment" in tags or (hit.get("comment_text") is not None and not hit.get("title"))
     if is_comment:
-        text = html_to_text(hit.get("comment_text"))
+        text = hn_text(hit.get("comment_text"))
         if not text:
             return None
         story_id = hit.get("story_id")
@@ -132,7 +141,7 @@ def normalize_hit(hit: dict[str, Any]) -> Post | None:
             community="news.ycombinator.com",
         )
     title = hit.get("title")
-    text = html_to_text(hit.get("story_text"))
+    text = hn_text(hit.get("story_text"))
     if not title and not text:
         return None
     return Post(
@@ -154,27 +163,22 @@ def normalize_hit(hit: dict[str, Any]) -> Post | None:
 # --- the source ------------------------------------------------------------------------------------------------
 
 
-class HackerNewsSource(Source):
+class HackerNewsSource(Source[HackerNewsConfig]):
     """Stories and comments from Hacker News matching the tracked terms (``[sources.hackernews]``)."""
 
     name = SOURCE
-    config_model = HackerNewsConfig
     default_cron = "15 */3 * * *"
 
     def check(self, ctx: CollectContext) -> None:
-        cfg = self.config(ctx.topics)
-        assert isinstance(cfg, HackerNewsConfig)
-        require_reachable(cfg.base_url, ctx.settings.user_agent)
+        require_reachable(self.config(ctx.topics).base_url, ctx.settings.user_agent)
 
     def collect(self, ctx: CollectContext) -> Iterator[Batch]:
         cfg = self.config(ctx.topics)
-        assert isinstance(cfg, HackerNewsConfig)
         client = make_client(cfg, ctx.settings.user_agent)
         yield from collect_windows(
             ctx,
             cfg,
             source=SOURCE,
-            now=int(now_epoch()),
             window_seconds=int(cfg.window_days * 86_400),
             fetch=lambda query, lo, hi, budget: fetch_window(
                 client, query, lo, hi, kinds=cfg.kinds, hits_per_page=cfg.hits_per_page, budget=budget

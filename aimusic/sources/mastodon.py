@@ -1,9 +1,11 @@
 """Mastodon: public hashtag timelines (``GET /api/v1/timelines/tag/<tag>``) on a list of instances.
 
 Most instances serve hashtag timelines without a login; some answer 401 (or nothing) unless a token is sent.
-A token per instance is read from the environment or ``.env`` (never from topics.toml): by default the
-variable ``MASTODON_TOKEN_<INSTANCE>`` (``MASTODON_TOKEN_MASTODON_SOCIAL`` for mastodon.social), or the name
-given in ``[sources.mastodon.token_env]``. A read-only token (scope ``read:statuses``) is enough.
+Tokens are a parameter of :class:`MastodonSource` (instance -> token); by default they come from the settings
+(:attr:`~aimusic.core.config.Settings.mastodon_tokens`), which read them from the environment or ``.env``
+(never from topics.toml) as ``MASTODON_TOKEN_<INSTANCE>`` (``MASTODON_TOKEN_MASTODON_SOCIAL`` for
+mastodon.social), or under another ``MASTODON_TOKEN_...`` name given in ``[sources.mastodon.token_env]``. Being
+settings, they are redacted from logs and run reports. A read-only token (scope ``read:statuses``) is enough.
 
 Paging (40 statuses a page at most) follows the API: the first run walks back from the newest status with
 ``max_id`` until ``initial_days`` or ``max_pages``; later runs walk forward from the newest status committed
@@ -17,41 +19,34 @@ Instances that refuse (401/403), fail, or return nothing are named in the run no
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
-from dotenv import dotenv_values
 from pydantic import Field, SecretStr, field_validator
 
-from aimusic.core import config as app_config
+from aimusic.core.config import Settings, mastodon_token_key
 from aimusic.core.records import Post, to_utc
-from aimusic.sources.base import (
-    Batch,
-    CollectContext,
-    Source,
-    SourceConfig,
-    SourceStopped,
-    SourceUnavailable,
-    normalize_items,
-)
+from aimusic.sources.base import Batch, CollectContext, Source, SourceConfig, normalize_items, total
+from aimusic.sources.errors import SourceStopped, SourceUnavailable
 from aimusic.sources.htmltext import html_to_text
-from aimusic.sources.http import ApiClient, HttpError, LoopGuard, RateLimited, describe_error, now_epoch, probe
+from aimusic.sources.http import ApiClient, HttpError, LoopGuard, probe
+from aimusic.sources.ratelimit import RateLimited, describe_error, now_epoch
 
 SOURCE = "mastodon"
 PAGE_LIMIT = 40  # the API's maximum for timelines
+TOKEN_PREFIX = "MASTODON_TOKEN_"
 
 
 class MastodonConfig(SourceConfig):
     instances: list[str] = Field(default_factory=lambda: ["mastodon.social"], min_length=1)
     hashtags: list[str] = Field(default_factory=lambda: ["AIMusic"], min_length=1)
     token_env: dict[str, str] = Field(
-        default_factory=dict, description="instance -> name of the environment variable holding its token"
+        default_factory=dict,
+        description="instance -> name of the environment variable holding its token (MASTODON_TOKEN_...)",
     )
     initial_days: float = Field(default=7, gt=0, description="how far back the first run walks")
     max_pages: int = Field(default=10, ge=1, description="pages per (instance, tag) per run")
@@ -82,24 +77,30 @@ class MastodonConfig(SourceConfig):
             out.append(tag)
         return list(dict.fromkeys(out))
 
+    @field_validator("token_env")
+    @classmethod
+    def _token_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for instance, name in value.items():
+            if not re.fullmatch(rf"{TOKEN_PREFIX}[A-Z0-9_]+", name.strip()):
+                raise ValueError(
+                    f"token_env for {instance!r}: {name!r} must be an upper-case name starting with {TOKEN_PREFIX} "
+                    "(the settings read those as secrets, so logs and reports never show them)"
+                )
+        return {host.strip().lower(): name.strip() for host, name in value.items()}
+
 
 # --- credentials ---------------------------------------------------------------------------------------------
 
 
 def token_variable(instance: str, cfg: MastodonConfig) -> str:
-    return cfg.token_env.get(instance) or "MASTODON_TOKEN_" + re.sub(r"[^A-Z0-9]", "_", instance.upper())
+    """The environment variable that holds ``instance``'s token."""
+    return cfg.token_env.get(instance) or TOKEN_PREFIX + mastodon_token_key(instance)
 
 
-def instance_token(name: str) -> SecretStr | None:
-    """The token in environment variable ``name``, else in the project's or the working directory's ``.env``."""
-    value = os.environ.get(name)
-    if not value:
-        for env_file in dict.fromkeys([Path(".env").resolve(), app_config.PROJECT_ENV_FILE]):
-            if env_file.is_file():
-                value = dotenv_values(env_file).get(name)
-                if value:
-                    break
-    return SecretStr(value.strip()) if value and value.strip() else None
+def instance_token(instance: str, cfg: MastodonConfig, settings: Settings) -> SecretStr | None:
+    """``instance``'s token from the settings (its ``MASTODON_TOKEN_...`` variable), or None."""
+    token = settings.mastodon_tokens.get(token_variable(instance, cfg).removeprefix(TOKEN_PREFIX))
+    return token if token is not None and token.get_secret_value().strip() else None
 
 
 # --- client and fetch ------------------------------------------------------------------------------------------
@@ -236,7 +237,7 @@ def normalize_status(status: dict[str, Any]) -> Post | None:
         lang=status.get("language"),
         score=status.get("favourites_count"),
         replies=status.get("replies_count"),
-        reposts=status.get("reblogs_count"),
+        reposts=total(status.get("reblogs_count"), status.get("quotes_count")),
         community=_host(uri),
         nsfw=bool(status.get("sensitive")),
     )
@@ -245,12 +246,21 @@ def normalize_status(status: dict[str, Any]) -> Post | None:
 # --- the source ------------------------------------------------------------------------------------------------
 
 
-class MastodonSource(Source):
-    """Statuses from public hashtag timelines on the configured instances (``[sources.mastodon]``)."""
+class MastodonSource(Source[MastodonConfig]):
+    """Statuses from public hashtag timelines on the configured instances (``[sources.mastodon]``).
+
+    ``tokens`` (instance -> access token) default to the settings' ``MASTODON_TOKEN_<INSTANCE>`` values."""
 
     name = SOURCE
-    config_model = MastodonConfig
     default_cron = "20 */2 * * *"
+
+    def __init__(self, tokens: Mapping[str, SecretStr | str] | None = None) -> None:
+        self.tokens = None if tokens is None else {h.lower(): _secret(t) for h, t in tokens.items()}
+
+    def token(self, instance: str, cfg: MastodonConfig, settings: Settings) -> SecretStr | None:
+        if self.tokens is not None:
+            return self.tokens.get(instance)
+        return instance_token(instance, cfg, settings)
 
     def _reachable(self, cfg: MastodonConfig, user_agent: str) -> tuple[list[str], dict[str, str]]:
         results = probe([f"https://{i}/" for i in cfg.instances], user_agent=user_agent)
@@ -259,7 +269,6 @@ class MastodonSource(Source):
 
     def check(self, ctx: CollectContext) -> None:
         cfg = self.config(ctx.topics)
-        assert isinstance(cfg, MastodonConfig)
         up, down = self._reachable(cfg, ctx.settings.user_agent)
         if not up:
             hosts = ", ".join(down)
@@ -268,7 +277,6 @@ class MastodonSource(Source):
 
     def collect(self, ctx: CollectContext) -> Iterator[Batch]:
         cfg = self.config(ctx.topics)
-        assert isinstance(cfg, MastodonConfig)
         up, down = self._reachable(cfg, ctx.settings.user_agent)
         if down:
             yield Batch(notes=[f"{reason}: skipped" for reason in down.values()])
@@ -277,7 +285,7 @@ class MastodonSource(Source):
         failures: list[str] = []  # instances stopped by errors, rate limits: the run is partial
         for instance in up:
             variable = token_variable(instance, cfg)
-            client = make_client(instance, cfg, ctx.settings.user_agent, instance_token(variable))
+            client = make_client(instance, cfg, ctx.settings.user_agent, self.token(instance, cfg, ctx.settings))
             yield from self._instance(ctx, cfg, client, instance, variable, seen, oldest, failures)
         if failures:
             raise SourceStopped("; ".join(failures))
@@ -359,6 +367,10 @@ class MastodonSource(Source):
             fresh.append(status)
         posts, skipped, problems = normalize_items(fresh, normalize_status, source=f"{SOURCE} {instance}")
         return Batch(posts=posts, fetched=len(page), skipped=skipped, cursors=dict(cursors), notes=problems)
+
+
+def _secret(value: SecretStr | str) -> SecretStr:
+    return value if isinstance(value, SecretStr) else SecretStr(value)
 
 
 def _uri(status: Any) -> str | None:

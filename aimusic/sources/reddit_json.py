@@ -8,7 +8,9 @@ them here, and a post seen through several channels is one row with the same val
   its post's id (from ``link_id``) and its ``parent_id`` the parent's id (post or comment);
 - text as Reddit serves it (markdown, with Reddit's ``&amp;`` / ``&lt;`` / ``&gt;`` escapes); ``[deleted]`` /
   ``[removed]`` bodies are no text: a deleted comment is not a post (``None``), a submission keeps its title;
-- a crosspost becomes its original (``crosspost_parent_list[0]``), or ``None`` if the original is not embedded.
+- a crosspost becomes its original (``crosspost_parent_list[0]``), or ``None`` if the original is not embedded;
+- ``url`` is the permalink; old dumps without one get ``https://www.reddit.com/comments/<post id>/`` (a comment:
+  ``.../comments/<post id>/_/<comment id>/``).
 
 Dump quirks handled here: ``created_utc`` as a number or a string, ``author`` missing or ``[deleted]``,
 ``score`` null or a string. The functions return plain dicts (no pydantic), so the backfill can build Arrow
@@ -130,30 +132,19 @@ def submission_fields(item: dict[str, Any]) -> dict[str, Any] | None:
     text = content(item.get("selftext")) or ""
     if title is None and not text:
         return None
-    return {
-        "source": SOURCE,
-        "post_id": _id(item.get("id") or strip_fullname(item.get("name"))),
-        "kind": "post",
-        "parent_id": None,
-        "thread_id": None,
-        "created_at": epoch(item.get("created_utc")),
-        "author": author_of(item.get("author")),
-        "title": title,
-        "text": text,
-        "url": permalink(item.get("permalink")),
-        "lang": None,
-        "score": count(item.get("score")),
-        "replies": count(item.get("num_comments")),
-        "reposts": count(item.get("num_crossposts")),
-        "community": item.get("subreddit") or None,
-        "nsfw": item.get("over_18") is True,
-        "fetched_at": fetched_time(item),
-    }
+    post_id = _id(item.get("id") or strip_fullname(item.get("name")))
+    return _fields(
+        item, post_id, kind="post", parent_id=None, thread_id=None, title=title, text=text,
+        url=permalink(item.get("permalink")) or f"{REDDIT_WEB}/comments/{post_id}/",
+        replies=count(item.get("num_comments")), reposts=count(item.get("num_crossposts")),
+        nsfw=item.get("over_18") is True,
+    )
 
 
 def comment_fields(item: dict[str, Any], *, nsfw: bool = False) -> dict[str, Any] | None:
     """A comment -> Post fields; ``None`` for a deleted or removed comment. ``nsfw``: the thread's flag, used
-    when the comment carries no ``over_18`` of its own."""
+    when the comment carries no ``over_18`` of its own. Without a ``permalink`` (old dumps) the URL is built
+    from ``link_id`` and ``id``."""
     if "body" not in item:
         raise KeyError("body")
     body = content(item["body"])
@@ -162,25 +153,27 @@ def comment_fields(item: dict[str, Any], *, nsfw: bool = False) -> dict[str, Any
     thread = strip_fullname(item.get("link_id"))
     if thread is None:
         raise ValueError("a comment without link_id")
+    post_id = _id(item.get("id") or strip_fullname(item.get("name")))
     over_18 = item.get("over_18")
+    return _fields(
+        item, post_id, kind="comment", parent_id=strip_fullname(item.get("parent_id")) or thread, thread_id=thread,
+        title=None, text=body, url=permalink(item.get("permalink")) or f"{REDDIT_WEB}/comments/{thread}/_/{post_id}/",
+        replies=None, reposts=None, nsfw=over_18 if isinstance(over_18, bool) else nsfw,
+    )
+
+
+def _fields(item: dict[str, Any], post_id: str, **fields: Any) -> dict[str, Any]:
+    """What submissions and comments share, with their own ``fields``."""
     return {
         "source": SOURCE,
-        "post_id": _id(item.get("id") or strip_fullname(item.get("name"))),
-        "kind": "comment",
-        "parent_id": strip_fullname(item.get("parent_id")) or thread,
-        "thread_id": thread,
+        "post_id": post_id,
         "created_at": epoch(item.get("created_utc")),
         "author": author_of(item.get("author")),
-        "title": None,
-        "text": body,
-        "url": permalink(item.get("permalink")),
         "lang": None,
         "score": count(item.get("score")),
-        "replies": None,
-        "reposts": None,
         "community": item.get("subreddit") or None,
-        "nsfw": over_18 if isinstance(over_18, bool) else nsfw,
         "fetched_at": fetched_time(item),
+        **fields,
     }
 
 

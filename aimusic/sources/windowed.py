@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from aimusic.core.records import Post
-from aimusic.sources.base import Batch, CollectContext, SourceStopped, normalize_items
-from aimusic.sources.http import RateLimited, describe_error
+from aimusic.sources.base import Batch, CollectContext, normalize_items
+from aimusic.sources.errors import SourceStopped
+from aimusic.sources.ratelimit import RateLimited, describe_error, now_epoch
 
 #: pages of raw items for (query, start, end, budget); ``budget`` is a one-item list of requests left
 FetchWindow = Callable[[str, int, int, list[int]], Iterable[list[Any]]]
@@ -54,18 +55,18 @@ def collect_windows(
     cfg: WindowedConfig,
     *,
     source: str,
-    now: int,
     window_seconds: int,
     fetch: FetchWindow,
     normalize: Callable[[Any], Post | None],
     item_key: Callable[[dict[str, Any]], Any],
     failures: tuple[type[BaseException], ...],
 ) -> Iterator[Batch]:
-    """Batches, one per (query, window). ``now`` comes from the caller (tests replace each source's clock).
+    """Batches, one per (query, window), up to the sources' clock's now (:func:`~aimusic.sources.ratelimit.now_epoch`).
 
     ``failures`` are the errors (after retries) that stop the run at the current query; a
     :class:`RateLimited` or :class:`SourceStopped` stops it too. A stopped window's batch keeps the posts read
     so far but not its cursor, so the next run reads that window again."""
+    now = int(now_epoch())
     budget = [cfg.max_requests]
     seen: set[Any] = set()
     overlap = int(cfg.overlap_minutes * 60)
