@@ -1,5 +1,5 @@
 """Dashboard benchmark: 1,000,000 demo posts, the Overview's first render and a filter change through AppTest,
-and the main queries on their own (p50 / p95).
+and the store's named dashboard queries on their own (p50 / p95).
 
     .venv/bin/python benchmarks/bench_dashboard.py                 # seeds a temporary database (~1.5 min)
     .venv/bin/python benchmarks/bench_dashboard.py --db /tmp/b.duckdb --keep   # keep it for the next run
@@ -28,13 +28,13 @@ sys.path.insert(0, str(ROOT))
 import duckdb  # noqa: E402
 
 from aimusic.core.topics import load_topics  # noqa: E402
-from aimusic.dashboard import data  # noqa: E402
-from aimusic.dashboard.db import read_connection  # noqa: E402
-from aimusic.dashboard.entities import build_entity_map  # noqa: E402
-from aimusic.dashboard.facts import Facts, read_version  # noqa: E402
 from aimusic.debate.relevance import RelevanceFilter  # noqa: E402
+from aimusic.debate.signals import tag_entities  # noqa: E402
 from aimusic.pipeline.collect import score_posts  # noqa: E402
 from aimusic.sources.demo import event_dates, generate_table  # noqa: E402
+from aimusic.store import dashboard_posts as posts  # noqa: E402
+from aimusic.store import dashboard_queries as data  # noqa: E402
+from aimusic.store.dashboard_facts import Facts, read, read_connection, read_version  # noqa: E402
 from aimusic.store.db import Store  # noqa: E402
 from aimusic.store.queries import Filters  # noqa: E402
 from sentiment import load_scorer  # noqa: E402
@@ -58,9 +58,11 @@ def seed(path: Path, n: int) -> None:
         part, _ = relevance.filter_table(table.slice(offset, 100_000))
         store.upsert_posts(part)
     written = time.perf_counter()
+    tag_entities(store, topics)
+    tagged = time.perf_counter()
     score_posts(store, load_scorer("vader"), batch_size=100_000)
-    print(f"seeded {store.count('posts'):,} posts in {written - started:.1f}s, scored them with VADER in "
-          f"{time.perf_counter() - written:.1f}s")
+    print(f"seeded {store.count('posts'):,} posts in {written - started:.1f}s, tagged their entities in "
+          f"{tagged - written:.1f}s, scored them with VADER in {time.perf_counter() - tagged:.1f}s")
 
 
 def timed(fn: Callable[[], object], repeats: int) -> list[float]:
@@ -86,53 +88,50 @@ def report(name: str, values: list[float], target: float | None = None) -> bool:
 
 
 def bench_queries(db: Path, repeats: int) -> bool:
-    print(f"\nMain queries on their own ({repeats} runs each; window = last 90 days; {load()}):")
+    print(f"\nMain queries on their own ({repeats} runs each; window = last 90 days unless named; {load()}):")
     with read_connection(db) as con:
         version = read_version(con)
         info = data.db_info(con)
     model = info["models"][0]
-    topics = load_topics()
-    emap = build_entity_map(topics.entities, [*topics.tracking.terms, *topics.relevance.ambiguous_terms])
-    facts = Facts(str(db), model, emap)
+    facts = Facts(str(db), model)
     build = timed(lambda: (facts.reset(), facts.sync(version)), 3)
     print(f"  facts copy, full build (first render only)  median {statistics.median(build):.2f} s")
     start = END - timedelta(days=89)
     window = Filters(start=start, end=END)
+    whole = Filters(start=info["first_day"], end=info["last_day"])  # the opening window (data under a year)
     narrowed = Filters(start=start, end=END, sources=("reddit", "bluesky"), min_engagement=5)
     cur = facts.cursor
     all_ok = True
     cases: list[tuple[str, Callable[[], object]]] = [
-        ("data version (open + 1 query)", lambda: _file(db, read_version)),
-        ("filter options (db_info)", lambda: _file(db, data.db_info)),
+        ("data version (open + 1 query)", lambda: read(db, read_version)),
+        ("filter options (db_info)", lambda: read(db, data.db_info)),
         ("headline totals vs previous window", lambda: data.totals(cur(), window)),
         ("headline totals, 2 sources + min eng.", lambda: data.totals(cur(), narrowed)),
+        ("headline totals, whole range", lambda: data.totals(cur(), whole)),
         ("daily series by source", lambda: data.series(cur(), window, "day")),
+        ("daily series by source, whole range", lambda: data.series(cur(), whole, "day")),
+        ("7-day rolling sentiment, whole range", lambda: data.sentiment_rolling(cur(), whole, 7)),
         ("weekly series by source", lambda: data.series(cur(), window, "week")),
         ("compare platforms", lambda: data.compare(cur(), window, "source")),
         ("compare entities", lambda: data.compare(cur(), window, "entity")),
         ("compare entities, weekly series", lambda: data.compare_series(cur(), window, "entity", "week")),
         ("voices: top authors", lambda: data.voices(cur(), window, "author", "posts", 20)),
         ("voices: top communities by engagement", lambda: data.voices(cur(), window, "community", "engagement", 20)),
-        ("posts: count", lambda: _file(db, data.posts_count, window)),
-        ("posts: newest 500", lambda: _file(db, data.posts_page, window, model, "newest", 500, cur())),
-        ("posts: most engaged 500", lambda: _file(db, data.posts_page, window, model, "most engaged", 500,
+        ("posts: count", lambda: read(db, posts.posts_count, window)),
+        ("posts: newest 500", lambda: read(db, posts.posts_page, window, model, "newest", 500, cur())),
+        ("posts: most engaged 500", lambda: read(db, posts.posts_page, window, model, "most engaged", 500,
                                                   cur())),
-        ("posts: most negative 500", lambda: _file(db, data.posts_page, window, model, "most negative", 500,
+        ("posts: most negative 500", lambda: read(db, posts.posts_page, window, model, "most negative", 500,
                                                    cur())),
-        ("posts: text search, newest 500", lambda: _file(
-            db, data.posts_page, Filters(start=start, end=END, search="stolen"), model, "newest", 500, cur())),
-        ("top 10 positive posts (keys + fetch)", lambda: _file(
-            db, data.posts_by_keys, data.top_keys(cur(), window, "positive", 10), model, cur())),
+        ("posts: text search, newest 500", lambda: read(
+            db, posts.posts_page, Filters(start=start, end=END, search="stolen"), model, "newest", 500, cur())),
+        ("top 10 positive posts (keys + fetch)", lambda: read(
+            db, posts.posts_by_keys, posts.top_keys(cur(), window, "positive", 10), model, cur())),
     ]
     for name, fn in cases:
         all_ok &= report(name, timed(fn, repeats), 0.300)
     facts.close()
     return all_ok
-
-
-def _file(db: Path, fn: Callable, *args: object) -> object:
-    with read_connection(db) as con:
-        return fn(con, *args)
 
 
 def bench_refresh(db: Path) -> None:
@@ -141,14 +140,14 @@ def bench_refresh(db: Path) -> None:
         version = read_version(con)
         info = data.db_info(con)
     topics = load_topics()
-    emap = build_entity_map(topics.entities, [*topics.tracking.terms, *topics.relevance.ambiguous_terms])
-    facts = Facts(str(db), info["models"][0], emap)
+    facts = Facts(str(db), info["models"][0])
     facts.sync(version)
     more, _ = RelevanceFilter(topics).filter_table(
         generate_table(5_000, seed=4242, end=END + timedelta(days=1), days=2, events=[])
     )
     store = Store(db)
     store.upsert_posts(more)
+    tag_entities(store, topics)
     score_posts(store, load_scorer("vader"))
     with read_connection(db) as con:
         newer = read_version(con)

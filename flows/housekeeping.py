@@ -18,29 +18,27 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.states import Completed
-from prefect.tasks import exponential_backoff
 
 from aimusic.core.config import EXPORTS_DIR, get_settings, resolve_db
+from aimusic.debate.correction import add_adjusted_daily
 from aimusic.ops.compact import compact
 from aimusic.ops.runlock import run_lock
 from aimusic.store.db import Store
+from aimusic.store.privacy import record_export
 from aimusic.store.queries import Filters, export
-from flows.monitor import score_task
-from flows.scoring import score_flow, task_runner, uses_dask
+from flows.monitor import PrefectSteps
+from flows.retry import io_task
 
 log = logging.getLogger(__name__)
-
-RETRY = {"retries": 2, "retry_delay_seconds": exponential_backoff(backoff_factor=10), "retry_jitter_factor": 0.5}
 
 
 def _replace_atomically(store: Store, what: str, target: Path, filters: Filters, fmt: str) -> int:
     """Write to a temporary file next to ``target`` and rename it into place: readers never see half a file."""
     tmp = target.with_name(f".{target.name}.tmp")
     try:
-        rows = export(store, what, tmp, filters=filters, fmt=fmt)
+        rows = export(store, what, tmp, filters=filters, fmt=fmt, adjust_daily=add_adjusted_daily)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -66,14 +64,10 @@ def write_exports(store: Store, out_dir: Path, *, day: date, model: str | None =
 
 def _index_export(store: Store, target: Path, rows: int, filters: Filters) -> None:
     """List a posts export in the privacy index, so a takedown (`aimusic forget`) rewrites it too."""
-    try:
-        from aimusic.store.privacy import record_export
-    except ImportError:  # the privacy module is optional
-        return
     record_export(store, target, "posts", "parquet", rows, {"since": filters.start, "until": filters.end})
 
 
-@task(name="export", cache_policy=NO_CACHE, **RETRY)
+@io_task("export")
 def export_task(db: str, out_dir: str, day: date, model: str | None) -> dict[str, int]:
     return write_exports(Store(db), Path(out_dir), day=day, model=model)
 
@@ -104,7 +98,7 @@ def export_flow(
     return written
 
 
-@task(name="compact", cache_policy=NO_CACHE, **RETRY)
+@io_task("compact")
 def compact_task(db: str, force: bool) -> dict:
     result = compact(db, force=force)
     get_run_logger().info(result.line())
@@ -134,12 +128,7 @@ def maintenance_flow(
             logger.warning(message)
             return Completed(name="Skipped", message=message, data=result)
         if rescore:  # the monitor's own scoring step: same model choice, languages and multilingual pass
-            if uses_dask(settings.task_runner):
-                model_id, counts = score_flow.with_options(task_runner=task_runner(settings.task_runner))(
-                    db=str(target), model=model
-                )
-            else:
-                model_id, counts = score_task(str(target), model)
+            model_id, counts = PrefectSteps(settings).score(str(target), model)
             result["model"], result["rescored"] = model_id, sum(counts.values())
             logger.info("scored %d posts with %s", result["rescored"], result["model"])
         if compact_db:

@@ -25,16 +25,15 @@ from collections import Counter
 from typing import Any
 
 import pyarrow as pa
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
-from prefect.tasks import exponential_backoff
 
 from aimusic.core.config import ConfigError, get_settings
-from aimusic.core.languages import fill_languages
 from aimusic.pipeline.collect import score_posts
+from aimusic.pipeline.languages import fill_languages
 from aimusic.pipeline.rescore import load_multilingual, score_store
 from aimusic.store.db import Store
+from flows.retry import io_task, not_failed_with
 from sentiment import Scorer, ScorerError, load_default, load_scorer
 
 log = logging.getLogger(__name__)
@@ -106,14 +105,7 @@ def _scorer(model: str | None) -> Scorer:
     return load_scorer(model) if model else load_default()
 
 
-@task(
-    name="score-chunk",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=lambda task, run, state: not isinstance(state.result(raise_on_failure=False), ScorerError),
-)
+@io_task("score-chunk", backoff=2, condition=not_failed_with(ScorerError))
 def score_chunk_task(chunk: pa.Table, model: str | None, expected_model_id: str) -> pa.Table:
     scorer = _scorer(model)
     if scorer.model_id != expected_model_id:
@@ -167,7 +159,3 @@ def score_flow(
         score_store(store, scorer, multilingual=multilingual)  # the main pass finds nothing left
     return model_id, dict(per_source)
 
-
-def score_with_runner(db: str, model: str | None, spec: str | None, **kwargs: Any) -> tuple[str, dict[str, int]]:
-    """Run :func:`score_flow` (as a subflow when called inside a flow) on the runner named by ``spec``."""
-    return score_flow.with_options(task_runner=task_runner(spec))(db=db, model=model, **kwargs)

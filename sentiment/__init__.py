@@ -5,7 +5,9 @@ Names (``--model`` or ``AIMUSIC_MODEL``):
 - ``transformer:<hub id or local dir>[@revision][?labels=...&precision=auto|fp32|bf16|int8&max_length=N&languages=any]``
   (``transformer`` alone: :data:`~sentiment.transformer.DEFAULT_MODEL`);
 - ``minilm`` (also ``minilm-head``): the offline default, all-MiniLM-L6-v2 embeddings + the project's head;
-- ``vader``: the lexicon baseline, fastest, for huge backfills.
+- ``minilm-ft[:<npz>]``: all-MiniLM-L6-v2 fine-tuned on tweets (LoRA merged at load), :mod:`sentiment.finetuned`;
+- ``vader``: the lexicon baseline, fastest, for huge backfills;
+- ``custom:<task>-v<N>``: a head trained on the user's own labels by ``aimusic train`` (:mod:`sentiment.custom`).
 
 Further families register themselves in :data:`REGISTRY`; a name of the form ``family:argument`` passes the
 argument on. :func:`load_default` walks :data:`DEFAULT_CHAIN` and returns the first scorer that loads here.
@@ -40,6 +42,12 @@ def _minilm(arg: str | None) -> Scorer:
     return MinilmHeadScorer(Path(arg) if arg else None)
 
 
+def _minilm_ft(arg: str | None) -> Scorer:
+    from sentiment.finetuned import MinilmFinetunedScorer
+
+    return MinilmFinetunedScorer(arg or None)
+
+
 def _transformer(arg: str | None) -> Scorer:
     from sentiment.transformer import DEFAULT_MODEL, MULTILINGUAL_MODELS, TransformerScorer, parse_name
 
@@ -63,17 +71,31 @@ def _transformer(arg: str | None) -> Scorer:
     )
 
 
+def _custom(arg: str | None) -> Scorer:
+    from sentiment.custom import parse_name
+
+    if not arg or parse_name(arg)[0] != "sentiment":
+        raise ScorerError(f"custom:{arg or ''} is not a sentiment model (custom:sentiment-v<N>); stance models are "
+                          "applied with `aimusic rescore --model custom:stance-v<N>` (it writes the stances table)")
+    from sentiment.custom import load_custom
+
+    return load_custom(arg)
+
+
 #: family name -> factory(argument or None)
 REGISTRY: dict[str, Callable[[str | None], Scorer]] = {
     "vader": _vader,
     "minilm": _minilm,
     "minilm-head": _minilm,
+    "minilm-ft": _minilm_ft,
     "transformer": _transformer,
+    "custom": _custom,
 }
 
 #: what ``aimusic run`` tries when no model is named, best first; the first that loads is used
 DEFAULT_CHAIN: list[str] = [
     "transformer:cardiffnlp/twitter-roberta-base-sentiment-latest",
+    "minilm-ft",
     "minilm",
     "vader",
 ]

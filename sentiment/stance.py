@@ -6,9 +6,11 @@ position the author takes on AI music. Scorers share the sentiment :class:`~sent
 row) and are chosen by name from :data:`REGISTRY`:
 
 - ``minilm`` (default, offline): all-MiniLM-L6-v2 embeddings (the shared encoder, :func:`encode`) and a
-  logistic-regression head trained by :mod:`sentiment.train_stance` on ``tests/data/stance_train.tsv``. The
-  head ships in the repository (``sentiment/weights/stance_head.npz``, provenance in ``stance_head.json``,
-  including its macro-averaged recall on the held-out ``tests/data/stance_eval.tsv``).
+  logistic-regression head trained by :mod:`sentiment.train_stance` on the project's stance sentences and,
+  target-aware, on SemEval-2016 stance tweets; temperature-calibrated on held-out folds. A post whose
+  calibrated confidence is below the head's ``unclear_below`` is labelled :data:`UNCLEAR` instead of being
+  forced to a side. The head ships in the repository (``sentiment/weights/stance_head.npz``, provenance and
+  held-out figures, each naming the data it was measured on, in ``stance_head.json``).
 - ``nli:<hub id or local dir>[@revision]``: a zero-shot natural-language-inference model (e.g.
   ``nli:MoritzLaurer/deberta-v3-base-zeroshot-v2.0`` or ``nli:facebook/bart-large-mnli``). Each post is the
   premise; the hypotheses say the author is against / neutral about / in favour of AI-generated music, and
@@ -34,11 +36,15 @@ from typing import Any
 
 import numpy as np
 
-from sentiment.base import LABELS, ScoreBatch, Scorer, ScorerError
+from sentiment.base import ScoreBatch, Scorer, ScorerError
 
 log = logging.getLogger(__name__)
 
 STANCE_LABELS: tuple[str, str, str] = ("anti", "neutral", "pro")
+#: the label of a post whose calibrated confidence is too low to name a side (its probabilities are still stored)
+UNCLEAR = "unclear"
+#: every value ``stances.label`` can hold
+STANCE_VOCABULARY: tuple[str, ...] = (*STANCE_LABELS, UNCLEAR)
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 HEAD_FILE = WEIGHTS_DIR / "stance_head.npz"
 PROVENANCE_FILE = WEIGHTS_DIR / "stance_head.json"
@@ -62,6 +68,13 @@ class StanceScorer(Scorer):
 
     #: True when :meth:`predict_embeddings` works on the shared encoder's embeddings
     uses_embeddings: bool = False
+    #: a scored post whose highest (calibrated) probability is below this is labelled UNCLEAR
+    unclear_below: float = 0.0
+
+    def label_of(self, probs: np.ndarray) -> str:
+        """The stance label for one row of probabilities (anti, neutral, pro), or UNCLEAR when unsure."""
+        best = int(np.argmax(probs))
+        return UNCLEAR if float(probs[best]) < self.unclear_below else STANCE_LABELS[best]
 
     def score(
         self, texts: Sequence[str], langs: Sequence[str | None] | None = None, *, embeddings: np.ndarray | None = None
@@ -70,8 +83,9 @@ class StanceScorer(Scorer):
         text) are used instead of encoding the texts again when the model reads embeddings."""
         if embeddings is None or not self.uses_embeddings:
             batch = super().score(texts, langs)
-            batch.labels = [None if lab is None else STANCE_LABELS[LABELS.index(lab)] for lab in batch.labels]
-            return batch
+            batch.labels = [None if lab is None else self.label_of(row) for lab, row in zip(batch.labels, batch.probs,
+                                                                                            strict=True)]
+            return _mark_unclear(batch)
         n = len(texts)
         langs = list(langs) if langs is not None else [None] * n
         probs = np.full((n, 3), np.nan)
@@ -84,8 +98,8 @@ class StanceScorer(Scorer):
         todo = [i for i in range(n) if status[i] == "scored"]
         if todo:
             probs[todo] = self.predict_embeddings(np.asarray(embeddings)[todo])
-        labels = [STANCE_LABELS[int(np.argmax(probs[i]))] if status[i] == "scored" else None for i in range(n)]
-        return ScoreBatch(labels=labels, probs=probs, status=status)
+        labels = [self.label_of(probs[i]) if status[i] == "scored" else None for i in range(n)]
+        return _mark_unclear(ScoreBatch(labels=labels, probs=probs, status=status))
 
     def predict_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not read embeddings")
@@ -95,6 +109,13 @@ class StanceScorer(Scorer):
         return {}
 
 
+def _mark_unclear(batch: ScoreBatch) -> ScoreBatch:
+    """An ``unclear`` post gets status ``unclear`` too, so readers that count ``status = 'scored'`` rows see only
+    the three sides, as before; its probabilities are kept."""
+    batch.status = [UNCLEAR if lab == UNCLEAR else st for lab, st in zip(batch.labels, batch.status, strict=True)]
+    return batch
+
+
 # --- the offline default: embeddings + a trained head ----------------------------------------------------
 
 
@@ -102,9 +123,10 @@ class StanceScorer(Scorer):
 class StanceHead:
     """Multinomial logistic regression over L2-normalised embeddings: ``softmax(x @ coef.T + bias)``."""
 
-    coef: np.ndarray  # (3, 384), rows in STANCE_LABELS order
+    coef: np.ndarray  # (3, 384), rows in STANCE_LABELS order (calibration already folded in)
     bias: np.ndarray  # (3,)
     sha256: str = ""
+    unclear_below: float = 0.0  # calibrated confidence under which a post is labelled UNCLEAR
 
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
         z = np.asarray(embeddings, dtype=np.float64) @ self.coef.T + self.bias
@@ -113,13 +135,12 @@ class StanceHead:
         return e / e.sum(axis=1, keepdims=True)
 
     def save(self, path: Path) -> str:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        np.savez_compressed(
-            buffer, coef=self.coef.astype(np.float32), bias=self.bias.astype(np.float32), labels=np.array(STANCE_LABELS)
-        )
-        path.write_bytes(buffer.getvalue())
-        return hashlib.sha256(buffer.getvalue()).hexdigest()
+        from sentiment.common import save_npz_reproducible
+
+        return save_npz_reproducible(path, {
+            "coef": self.coef.astype(np.float32), "bias": self.bias.astype(np.float32),
+            "labels": np.array(STANCE_LABELS), "unclear_below": np.array([self.unclear_below], np.float64),
+        })
 
     @classmethod
     def load(cls, path: Path) -> StanceHead:
@@ -134,7 +155,8 @@ class StanceHead:
             with np.load(io.BytesIO(raw), allow_pickle=False) as data:
                 labels = tuple(str(x) for x in data["labels"])
                 coef, bias = data["coef"].astype(np.float64), data["bias"].astype(np.float64)
-                head = cls(coef, bias, hashlib.sha256(raw).hexdigest())
+                unclear = float(data["unclear_below"][0]) if "unclear_below" in data.files else 0.0
+                head = cls(coef, bias, hashlib.sha256(raw).hexdigest(), unclear)
         except (KeyError, ValueError, OSError) as exc:
             raise ScorerError(f"the stance head {path} is unreadable ({exc}); rebuild it") from None
         if labels != STANCE_LABELS or head.coef.shape[0] != 3:
@@ -157,6 +179,7 @@ class MinilmStanceScorer(StanceScorer):
 
         self.head_file = head_file or HEAD_FILE
         self.head = StanceHead.load(self.head_file)
+        self.unclear_below = self.head.unclear_below
         load_encoder()  # fail now (clearly), not at the first batch
         self.model_id = head_model_id(self.head.sha256)
 
@@ -271,12 +294,10 @@ def _entailment_index(id2label: dict[int, str]) -> int:
 
 
 def _dir_fingerprint(path: Path) -> str:
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.iterdir() if p.is_file()):
-        digest.update(f"{file.name}:{file.stat().st_size}".encode())
-        if file.suffix == ".json":
-            digest.update(file.read_bytes())
-    return digest.hexdigest()[:12]
+    """A content hash of the model files (a model retrained in place gets a new id)."""
+    from sentiment.fingerprint import dir_fingerprint
+
+    return dir_fingerprint(path)[:12]
 
 
 def _hub_usable() -> bool:

@@ -27,7 +27,6 @@ hub is contacted only if it answers a TCP connect within :data:`HUB_CHECK_SECOND
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import re
@@ -158,18 +157,10 @@ def cached_locally(model: str, revision: str | None) -> bool:
 
 
 def _dir_fingerprint(path: Path) -> str:
-    """sha256 over the files that decide a local model's outputs (config, weights, tokenizer)."""
-    digest = hashlib.sha256()
-    names = sorted(
-        p for p in path.iterdir()
-        if p.is_file() and (p.suffix in {".json", ".safetensors", ".bin", ".txt", ".model"})
-    )
-    for p in names:
-        digest.update(p.name.encode())
-        with p.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    """sha256 over the files that decide a local model's outputs (:func:`sentiment.fingerprint.dir_fingerprint`)."""
+    from sentiment.fingerprint import dir_fingerprint
+
+    return dir_fingerprint(path)
 
 
 def configure_threads() -> int:

@@ -83,7 +83,7 @@ def topics():
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never see the developer's credentials or .env."""
     for name in list(os.environ):
-        if name.startswith(("REDDIT_", "X_BEARER", "BLUESKY_", "AIMUSIC_")):
+        if name.startswith(("REDDIT_", "X_BEARER", "BLUESKY_", "MASTODON_", "AIMUSIC_")):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("aimusic.core.config.PROJECT_ENV_FILE", tmp_path / ".env")

@@ -16,18 +16,9 @@ import pytest
 
 from aimusic.core.records import POST_SCHEMA
 from aimusic.core.topics import TopicsError, load_topics
-from aimusic.ops.alerts import (
-    AlertRules,
-    Window,
-    build_series,
-    detect,
-    list_alerts,
-    load_rules,
-    raise_alerts,
-    scan,
-    sentiment_shift,
-    volume_spike,
-)
+from aimusic.ops.alert_rules import AlertRules, load_rules
+from aimusic.ops.alerts import list_alerts, raise_alerts, scan
+from aimusic.ops.detection import Window, build_series, detect, sentiment_shift, volume_spike
 from aimusic.ops.notify import deliver, describe_url, digest_markdown
 from aimusic.store.db import Store
 
@@ -170,7 +161,8 @@ def make_posts(source: str, times: list[datetime], *, prefix: str = "p") -> pa.T
             "title": [None] * n, "text": [f"AI music post {i}" for i in range(n)],
             "url": [f"https://example.invalid/{source}/{i}" for i in range(n)], "lang": ["en"] * n,
             "score": [i % 50 for i in range(n)], "replies": [0] * n, "reposts": [0] * n, "community": [None] * n,
-            "terms": [None] * n, "nsfw": [False] * n, "synthetic": [False] * n, "fetched_at": times,
+            "terms": [None] * n, "relevance": [None] * n, "nsfw": [False] * n, "synthetic": [False] * n,
+            "fetched_at": times,
         },
         schema=POST_SCHEMA,
     )
@@ -276,10 +268,15 @@ def no_retry_wait(monkeypatch):
     monkeypatch.setattr(notify._post.retry, "wait", wait_none())
 
 
-def test_webhook_receives_the_digest(store: Store):
+def spike_alerts(store: Store) -> list:
+    """The alerts a seeded volume spike raises (to deliver)."""
     end = datetime(2026, 3, 10, tzinfo=UTC)
     seed_spike(store, end)
-    new = raise_alerts(store, as_of=end, model="m")
+    return raise_alerts(store, as_of=end, model="m")
+
+
+def test_webhook_receives_the_digest(store: Store):
+    new = spike_alerts(store)
     with Receiver() as hook:
         result = deliver(new, [f"http://127.0.0.1:{hook.port}/hooks/T0KEN-SECRET"])
     assert result.ok and result.sent == ["http://127.0.0.1"]
@@ -293,9 +290,7 @@ def test_webhook_receives_the_digest(store: Store):
 
 
 def test_apprise_url_delivers_through_apprise(store: Store):
-    end = datetime(2026, 3, 10, tzinfo=UTC)
-    seed_spike(store, end)
-    new = raise_alerts(store, as_of=end, model="m")
+    new = spike_alerts(store)
     with Receiver() as hook:
         result = deliver(new, [f"json://127.0.0.1:{hook.port}/apprise"])
     assert result.ok, result.summary()
@@ -305,9 +300,7 @@ def test_apprise_url_delivers_through_apprise(store: Store):
 
 
 def test_failed_delivery_is_reported_not_raised_and_never_shows_the_token(store: Store, no_retry_wait, caplog):
-    end = datetime(2026, 3, 10, tzinfo=UTC)
-    seed_spike(store, end)
-    new = raise_alerts(store, as_of=end, model="m")
+    new = spike_alerts(store)
     with Receiver(status=500) as bad, Receiver() as good:
         urls = [f"http://127.0.0.1:{bad.port}/hooks/T0KEN-SECRET", f"http://127.0.0.1:{good.port}/ok"]
         result = deliver(new, urls)
@@ -322,7 +315,7 @@ def test_failed_delivery_is_reported_not_raised_and_never_shows_the_token(store:
 
 def test_digest_lists_top_posts():
     end = datetime(2026, 3, 10, tzinfo=UTC)
-    from aimusic.ops.alerts import Alert
+    from aimusic.ops.detection import Alert
 
     alert = Alert("volume_spike", "reddit", end.date(), end - timedelta(days=1), end, 120, 20, None, 60, 9.0, "up",
                   120, "m", "Volume spike in reddit: 120 posts",

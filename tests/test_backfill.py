@@ -295,7 +295,7 @@ def test_x_saved_responses_json_and_jsonl(tmp_path, store, topics) -> None:
     rows = {r["post_id"]: r for r in store.query("SELECT * FROM posts WHERE source = 'x'").to_dict("records")}
     first = rows["1988000000000000001"]
     assert first["author"] == "countryfan" and first["url"] == "https://x.com/countryfan/status/1988000000000000001"
-    assert (first["score"], first["replies"], first["reposts"]) == (40, 2, 5)
+    assert (first["score"], first["replies"], first["reposts"]) == (40, 2, 6)  # reposts: 5 retweets + 1 quote
     assert first["fetched_at"].timestamp() == pytest.approx(doc.stat().st_mtime, abs=1e-3)  # the file's time
     reply = rows["1988000000000000002"]
     assert reply["kind"] == "reply" and reply["parent_id"] == "1988000000000000001"

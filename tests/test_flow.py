@@ -67,7 +67,7 @@ def test_named_unknown_source_is_a_clear_error(tmp_path, topics_file):
 
 
 def test_no_source_available_falls_back_to_demo(monkeypatch, tmp_path, topics_file):
-    import flows.monitor as monitor
+    import aimusic.pipeline.monitor as monitor
 
     monkeypatch.setattr(monitor, "REGISTRY", {"demo": "aimusic.sources.demo:DemoSource"})
     monkeypatch.chdir(tmp_path)

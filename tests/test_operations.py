@@ -15,13 +15,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import flows.monitor as monitor
+import aimusic.pipeline.monitor as monitor
 from aimusic.core.config import Settings
+from aimusic.debate.signals import SignalsSummary
 from aimusic.ops.runlock import lock_path, run_lock
 from aimusic.ops.runreport import artifact_key, redact, run_markdown, run_outcome
 from aimusic.sources.base import Batch, CollectContext, Source
 from aimusic.store.db import Store
-from flows.monitor import MonitorRunFailed, monitor_flow
+from flows.monitor import MonitorRunFailed, PrefectSteps, monitor_flow
 
 SMALL = """
 [tracking]
@@ -42,7 +43,7 @@ end = 2025-06-30
 def _no_debate_signals(monkeypatch):
     """The debate-signals step (entities, arguments, stance; tested in its own files) is the slowest part of
     a run and not what these tests are about."""
-    monkeypatch.setattr(monitor, "run_signals", lambda *args: [])
+    monkeypatch.setattr(PrefectSteps, "signals", lambda self, db, topics_path: SignalsSummary())
 
 
 @pytest.fixture

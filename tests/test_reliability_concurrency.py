@@ -1,6 +1,6 @@
 """Concurrent use: the dashboard's queries run in a loop while a monitor run writes.
 
-Kept short in CI (15 s of writing); set AIMUSIC_SOAK_SECONDS=120 (or more) for the long local soak.
+Kept short in the suite (5 s of writing); set AIMUSIC_SOAK_SECONDS=120 (or more) for the long local soak.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from aimusic.core.config import PROJECT_ROOT
 from aimusic.store.db import Store
 from aimusic.store.queries import Filters, daily_sql, pick_model, posts_sql
 
-SOAK_SECONDS = float(os.environ.get("AIMUSIC_SOAK_SECONDS", "15"))
+SOAK_SECONDS = float(os.environ.get("AIMUSIC_SOAK_SECONDS", "5"))
 
 
 def dashboard_queries(store: Store) -> int:

@@ -17,6 +17,7 @@ SENTINELS = {
     "BLUESKY_APP_PASSWORD": "SENTINEL-bsky-app-pw-91e2",
     "AIMUSIC_ALERT_URLS": "json://127.0.0.1:9/SENTINEL-alert-token-4d4d",
     "AIMUSIC_PSEUDONYMIZE_KEY": "SENTINEL-pseudonym-key-e7e7",
+    "MASTODON_TOKEN_MASTODON_SOCIAL": "SENTINEL-mastodon-token-3c3c",
 }
 PUBLIC = {"REDDIT_CLIENT_ID": "sentinel-client-id", "REDDIT_USER_AGENT": "aimusic-test", "REDDIT_USERNAME": "someone",
           "BLUESKY_HANDLE": "someone.bsky.social"}

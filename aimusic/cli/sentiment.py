@@ -33,8 +33,9 @@ def _expected() -> tuple[type[BaseException], ...]:
 
 
 def _models(store: Any) -> dict[str, int]:
-    df = store.query("SELECT model, count(*) AS n FROM scores GROUP BY model ORDER BY model")
-    return {m: int(n) for m, n in df.itertuples(index=False)}
+    from aimusic.store.queries import scores_by_model
+
+    return dict(sorted(scores_by_model(store)))
 
 
 def rescore_command(
@@ -98,8 +99,12 @@ def _print_report(result: dict[str, Any], out: Console) -> None:
     out.print(f"data         {result['data']}: {result['n']:,} rows scored"
               + (f", {result['rows_skipped']} skipped" if result["rows_skipped"] else "")
               + (f", {result['not_scored']} not scored" if result["not_scored"] else ""))
-    out.print(f"macro recall {pct(result['macro_recall'])}   accuracy {pct(result['accuracy'])}   "
-              f"macro F1 {pct(result['macro_f1'])}   {result['posts_per_s']:,} posts/s")
+    ece = f"   ECE {pct(result['ece'])}" if result.get("ece") is not None else ""
+    out.print(f"macro recall {pct(result['macro_recall'])} (over all {len(result['labels'])} classes)   accuracy "
+              f"{pct(result['accuracy'])}   macro F1 {pct(result['macro_f1'])}{ece}   "
+              f"{result['posts_per_s']:,} posts/s", soft_wrap=True)
+    if result.get("absent"):
+        out.print(f"[yellow]no {', '.join(result['absent'])} rows in this file: their recall counts as 0[/]")
     table = Table(title="per class")
     for col in ("class", "recall", "precision", "F1", "support"):
         table.add_column(col, justify="left" if col == "class" else "right")
@@ -116,13 +121,15 @@ def _print_report(result: dict[str, Any], out: Console) -> None:
     out.print(cm)
 
 
-def eval_command(data: Path, model: str | None, *, as_json: bool, console: Console, out: Console) -> int:
-    """Evaluate ``model`` (default: what ``aimusic run`` would use here) on a labelled TSV."""
+def eval_command(data: Path, model: str | None, *, as_json: bool, console: Console, out: Console,
+                 label_column: str | None = None) -> int:
+    """Evaluate ``model`` (default: what ``aimusic run`` would use here) on a labelled TSV (label column: ``label``,
+    else ``sentiment``, or ``label_column``)."""
     from aimusic.pipeline.rescore import choose_scorer
     from sentiment.evaluate import evaluate, read_tsv
 
     try:
-        dataset = read_tsv(data)
+        dataset = read_tsv(data, "sentiment", label_column=label_column)
         started = time.perf_counter()
         scorer = choose_scorer(model)
         load_seconds = time.perf_counter() - started
@@ -130,6 +137,7 @@ def eval_command(data: Path, model: str | None, *, as_json: bool, console: Conso
     except _expected() as exc:
         return _error(console, str(exc))
     result["load_seconds"] = round(load_seconds, 2)
+    result["label_column"] = dataset.label_column
     if as_json:
         out.print(json.dumps(result, sort_keys=True), soft_wrap=True, highlight=False, markup=False)
     else:

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 import pyarrow as pa
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from aimusic.core.text import join_title_body
+
 PostKind = Literal["post", "comment", "reply"]
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -126,7 +128,13 @@ def utcnow() -> datetime:
 
 
 class Post(BaseModel):
-    """One post, comment or reply from any platform, normalised."""
+    """One post, comment or reply from any platform, normalised.
+
+    Engagement means the same on every source: ``score`` is likes (Reddit: the vote score; Hacker News:
+    points), ``replies`` the replies or comments, ``reposts`` everything that shares the post onward: reposts
+    plus quotes where a platform has both (X: retweets + quotes; Bluesky: reposts + quotes; Mastodon: boosts +
+    quotes), crossposts on Reddit, nothing (None) on Hacker News.
+    """
 
     model_config = ConfigDict(frozen=False, extra="forbid")
 
@@ -143,9 +151,10 @@ class Post(BaseModel):
     lang: OptText = None
     score: Count = Field(default=None, description="score / likes / favourites")
     replies: Count = None
-    reposts: Count = Field(default=None, description="retweets / reblogs / reposts")
+    reposts: Count = Field(default=None, description="reposts + quotes (retweets, boosts, crossposts)")
     community: OptText = Field(default=None, description="subreddit, instance, ...")
     terms: list[str] = Field(default_factory=list, description="tracked terms the text matched")
+    relevance: str | None = Field(default=None, description="why it was kept: terms, community, thread, semantic")
     nsfw: bool = False
     synthetic: bool = Field(default=False, description="true for demo posts")
     fetched_at: UtcTime = Field(default_factory=utcnow)
@@ -163,9 +172,7 @@ class Post(BaseModel):
     @property
     def full_text(self) -> str:
         """Title and body together: what relevance and scoring read."""
-        if self.title and not self.text.startswith(self.title):
-            return f"{self.title}\n\n{self.text}" if self.text else self.title
-        return self.text
+        return join_title_body(self.title, self.text)
 
 
 POST_SCHEMA = pa.schema(
@@ -186,6 +193,7 @@ POST_SCHEMA = pa.schema(
         ("reposts", pa.int64()),
         ("community", pa.string()),
         ("terms", pa.list_(pa.string())),
+        ("relevance", pa.string()),
         ("nsfw", pa.bool_()),
         ("synthetic", pa.bool_()),
         ("fetched_at", pa.timestamp("us", tz="UTC")),

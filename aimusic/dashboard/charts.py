@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
-from aimusic.dashboard.data import MIN_SCORED
+from aimusic.store.dashboard_queries import MIN_SCORED, ROLLING_DAYS
 
 # Okabe & Ito (2008), the palette designed to stay distinct for the common colour-vision deficiencies
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
@@ -27,11 +27,11 @@ HEIGHT = 260
 
 
 def bucket_title(bucket: str) -> str:
-    return "Week starting (UTC)" if bucket == "week" else "Day (UTC)"
+    return {"week": "Week starting (UTC)", "month": "Month (UTC)"}.get(bucket, "Day (UTC)")
 
 
 def per_bucket(bucket: str) -> str:
-    return "per week" if bucket == "week" else "per day"
+    return {"week": "per week", "month": "per month"}.get(bucket, "per day")
 
 
 def color_scale(groups: Sequence[str]) -> alt.Scale:
@@ -92,12 +92,18 @@ def volume_chart(df: pd.DataFrame, bucket: str, events: pd.DataFrame | None = No
     return _with_events(bars, events)
 
 
-def net_chart(df: pd.DataFrame, bucket: str, events: pd.DataFrame | None = None) -> alt.Chart:
-    """Net sentiment with its 95% interval; buckets with fewer than MIN_SCORED scored posts are grey dots
-    outside the line and band. ``df``: bucket, net, net_low, net_high, scored, enough."""
+def net_chart(
+    df: pd.DataFrame, bucket: str, events: pd.DataFrame | None = None, rolling: pd.DataFrame | None = None
+) -> alt.Chart:
+    """Net sentiment with its 95% interval.
+
+    Without ``rolling``: the line and band join the buckets with at least MIN_SCORED scored posts; thinner
+    buckets are grey dots outside them. With ``rolling`` (:func:`~aimusic.store.dashboard_queries.sentiment_rolling`):
+    the daily values are light dots and the line and band are the rolling figure. ``df``: bucket, net, net_low,
+    net_high, scored, enough."""
     data = _iso(df)
-    data["reliability"] = data["enough"].map({True: "enough posts", False: f"fewer than {MIN_SCORED} scored"})
-    solid = data[data["enough"]]
+    thin = f"fewer than {MIN_SCORED} scored"
+    data["reliability"] = data["enough"].map({True: "enough posts", False: thin})
     y_scale = alt.Scale(domain=[-1, 1])
     tooltip = [
         alt.Tooltip("bucket:N", title=bucket_title(bucket)),
@@ -106,28 +112,48 @@ def net_chart(df: pd.DataFrame, bucket: str, events: pd.DataFrame | None = None)
         alt.Tooltip("net_high:Q", title="95% interval to", format="+.2f"),
         alt.Tooltip("scored:Q", title="Scored posts", format=","),
     ]
+    y_title = "Net sentiment (pos. - neg. share)"
+    if rolling is not None:
+        solid = _iso(rolling)
+        solid = solid[solid["enough"]]
+        line_tooltip = [alt.Tooltip("bucket:N", title="Last day (UTC)"),
+                        alt.Tooltip("net:Q", title=f"{ROLLING_DAYS}-day net sentiment", format="+.2f"),
+                        alt.Tooltip("net_low:Q", title="95% interval from", format="+.2f"),
+                        alt.Tooltip("net_high:Q", title="95% interval to", format="+.2f"),
+                        alt.Tooltip("scored:Q", title=f"Scored posts in {ROLLING_DAYS} days", format=",")]
+        points = alt.Chart(data).mark_circle(size=18, opacity=0.45).encode(
+            x=_x(bucket), y=alt.Y("net:Q", scale=y_scale),
+            color=alt.Color("reliability:N", title="Daily value",
+                            scale=alt.Scale(domain=["enough posts", thin], range=["#56B4E9", THIN_COLOR])),
+            tooltip=tooltip,
+        )
+    else:
+        solid = data[data["enough"]]
+        line_tooltip = tooltip
+        points = alt.Chart(data).mark_circle(size=36).encode(
+            x=_x(bucket), y=alt.Y("net:Q", scale=y_scale),
+            color=alt.Color("reliability:N", title="Bucket",
+                            scale=alt.Scale(domain=["enough posts", thin],
+                                            range=[SENTIMENT_COLORS["positive"], THIN_COLOR])),
+            tooltip=tooltip,
+        )
     band = alt.Chart(solid).mark_area(opacity=0.22, color=SENTIMENT_COLORS["positive"]).encode(
         x=_x(bucket), y=alt.Y("net_low:Q", scale=y_scale), y2="net_high:Q"
     )
-    line = alt.Chart(solid).mark_line(color=SENTIMENT_COLORS["positive"], strokeWidth=2).encode(
-        x=_x(bucket),
-        y=alt.Y("net:Q", scale=y_scale, title="Net sentiment (pos. - neg. share)", axis=alt.Axis(format="+.1f")),
-    )
-    points = alt.Chart(data).mark_circle(size=36).encode(
-        x=_x(bucket), y=alt.Y("net:Q", scale=y_scale),
-        color=alt.Color("reliability:N", title="Bucket",
-                        scale=alt.Scale(domain=["enough posts", f"fewer than {MIN_SCORED} scored"],
-                                        range=[SENTIMENT_COLORS["positive"], THIN_COLOR])),
-        tooltip=tooltip,
+    line = alt.Chart(solid).mark_line(color=SENTIMENT_COLORS["positive"], strokeWidth=2.2).encode(
+        x=_x(bucket), y=alt.Y("net:Q", scale=y_scale, title=y_title, axis=alt.Axis(format="+.1f")),
+        tooltip=line_tooltip,
     )
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#777777", strokeWidth=0.8).encode(y="y:Q")
-    chart = alt.layer(band, line, points, zero).properties(height=HEIGHT)
+    chart = alt.layer(band, points, line, zero).properties(height=HEIGHT)
     return _with_events(chart, events)
 
 
-def share_chart(df: pd.DataFrame, bucket: str, events: pd.DataFrame | None = None) -> alt.Chart:
+def share_chart(df: pd.DataFrame, bucket: str, events: pd.DataFrame | None = None, *, rolling: bool = False
+                ) -> alt.Chart:
     """Share of negative / neutral / positive among scored posts, stacked to 100%.
-    ``df``: bucket, negative, neutral, positive (counts)."""
+    ``df``: bucket, negative, neutral, positive (counts; with ``rolling``, the pooled counts of the rolling
+    window ending on each day)."""
     long = _iso(df[["bucket", "negative", "neutral", "positive"]]).melt(
         id_vars=["bucket"], value_vars=["negative", "neutral", "positive"], var_name="sentiment", value_name="posts"
     )
@@ -135,12 +161,14 @@ def share_chart(df: pd.DataFrame, bucket: str, events: pd.DataFrame | None = Non
     long["order"] = long["sentiment"].map(order)
     area = alt.Chart(long).mark_area().encode(
         x=_x(bucket),
-        y=alt.Y("posts:Q", stack="normalize", title="Share of scored posts (%)", axis=alt.Axis(format="%")),
+        y=alt.Y("posts:Q", stack="normalize", axis=alt.Axis(format="%"),
+                title=f"Share, {ROLLING_DAYS}-day rolling" if rolling else "Share of scored posts"),
         color=alt.Color("sentiment:N", title="Sentiment",
                         scale=alt.Scale(domain=list(SENTIMENT_COLORS), range=list(SENTIMENT_COLORS.values()))),
         order=alt.Order("order:Q"),
-        tooltip=[alt.Tooltip("bucket:N", title=bucket_title(bucket)), alt.Tooltip("sentiment:N", title="Sentiment"),
-                 alt.Tooltip("posts:Q", title="Posts", format=",")],
+        tooltip=[alt.Tooltip("bucket:N", title="Last day (UTC)" if rolling else bucket_title(bucket)),
+                 alt.Tooltip("sentiment:N", title="Sentiment"),
+                 alt.Tooltip("posts:Q", title=f"Posts in {ROLLING_DAYS} days" if rolling else "Posts", format=",")],
     ).properties(height=HEIGHT)
     return _with_events(area, events)
 
@@ -185,9 +213,14 @@ def group_net_facets(df: pd.DataFrame, bucket: str, columns: int = 3) -> alt.Cha
                  alt.Tooltip("net_high:Q", title="95% interval to", format="+.2f"),
                  alt.Tooltip("scored:Q", title="Scored posts", format=",")],
     )
-    return alt.layer(band, line, points, data=data).properties(height=140, width=270).facet(
+    return alt.layer(band, line, points, data=data).properties(height=130, width=190).facet(
         facet=alt.Facet("group:N", title=None, sort=list(dict.fromkeys(data["group"]))), columns=columns
     ).configure_legend(orient="bottom")
+
+
+def _labels_axis(title: str | None) -> alt.Axis:
+    """A band axis that shows every label in full (no truncation, none hidden for overlap)."""
+    return alt.Axis(title=title, labelLimit=0, labelOverlap=False, labelFontSize=12, labelPadding=6)
 
 
 def mix_bars(df: pd.DataFrame, label_column: str, title: str) -> alt.Chart:
@@ -197,11 +230,66 @@ def mix_bars(df: pd.DataFrame, label_column: str, title: str) -> alt.Chart:
     )
     long["order"] = long["sentiment"].map({"negative": 0, "neutral": 1, "positive": 2})
     return alt.Chart(long).mark_bar().encode(
-        y=alt.Y(f"{label_column}:N", sort=list(df[label_column]), title=title),
+        y=alt.Y(f"{label_column}:N", sort=list(df[label_column]), axis=_labels_axis(title)),
         x=alt.X("posts:Q", stack="normalize", title="Share of scored posts (%)", axis=alt.Axis(format="%")),
-        color=alt.Color("sentiment:N", title="Sentiment",
+        color=alt.Color("sentiment:N", title="Sentiment", legend=alt.Legend(orient="top"),
                         scale=alt.Scale(domain=list(SENTIMENT_COLORS), range=list(SENTIMENT_COLORS.values()))),
         order=alt.Order("order:Q"),
         tooltip=[alt.Tooltip(f"{label_column}:N", title=title), alt.Tooltip("sentiment:N", title="Sentiment"),
                  alt.Tooltip("posts:Q", title="Posts", format=",")],
-    ).properties(height=max(22 * len(df), 80))
+    ).properties(height=alt.Step(22))
+
+
+# --- debate --------------------------------------------------------------------------------------------------
+STANCE_COLORS = {"anti": "#D55E00", "neutral": "#B0B0B0", "pro": "#0072B2"}
+
+
+def stance_area(df: pd.DataFrame, bucket: str, events: pd.DataFrame | None = None) -> alt.Chart:
+    """Share of anti / neutral / pro among posts with a stance, stacked to 100%. ``df``: bucket, anti, neutral,
+    pro (counts)."""
+    long = _iso(df[["bucket", "anti", "neutral", "pro"]]).melt(
+        id_vars=["bucket"], var_name="stance", value_name="posts"
+    )
+    long["order"] = long["stance"].map({"pro": 0, "neutral": 1, "anti": 2})
+    area = alt.Chart(long).mark_area().encode(
+        x=_x(bucket),
+        y=alt.Y("posts:Q", stack="normalize", title="Share of posts with a stance", axis=alt.Axis(format="%")),
+        color=alt.Color("stance:N", title="Stance",
+                        scale=alt.Scale(domain=list(STANCE_COLORS), range=list(STANCE_COLORS.values()))),
+        order=alt.Order("order:Q"),
+        tooltip=[alt.Tooltip("bucket:N", title=bucket_title(bucket)), alt.Tooltip("stance:N", title="Stance"),
+                 alt.Tooltip("posts:Q", title="Posts", format=",")],
+    ).properties(height=HEIGHT)
+    return _with_events(area, events)
+
+
+def side_bars(df: pd.DataFrame) -> alt.Chart:
+    """Horizontal bars, one per argument with its full name: the share of one side's posts making it.
+    ``df``: stance, argument, posts, share."""
+    return alt.Chart(df).mark_bar().encode(
+        y=alt.Y("argument:N", sort="-x", axis=_labels_axis(None)),
+        x=alt.X("share:Q", title="Share of the side's posts", axis=alt.Axis(format="%", tickCount=4)),
+        color=alt.Color("stance:N", scale=alt.Scale(domain=list(STANCE_COLORS), range=list(STANCE_COLORS.values())),
+                        legend=None),
+        tooltip=[alt.Tooltip("stance:N", title="Side"), alt.Tooltip("argument:N", title="Argument"),
+                 alt.Tooltip("posts:Q", title="Posts", format=","), alt.Tooltip("share:Q", format=".0%")],
+    ).properties(height=alt.Step(24))
+
+
+def argument_heatmap(df: pd.DataFrame, bucket: str, events: pd.DataFrame | None = None) -> alt.Chart:
+    """One row per argument, one cell per time bucket, coloured by the share of that bucket's tagged posts making
+    the argument. ``df``: bucket, group (argument), posts, share."""
+    data = _iso(df)
+    step = {"day": pd.DateOffset(days=1), "week": pd.DateOffset(days=7), "month": pd.DateOffset(months=1)}[bucket]
+    data["end"] = (pd.to_datetime(data["bucket"]) + step).dt.strftime("%Y-%m-%d")
+    order = list(data.groupby("group")["posts"].sum().sort_values(ascending=False).index)
+    cells = alt.Chart(data).mark_rect().encode(
+        x=_x(bucket), x2="end:T",
+        y=alt.Y("group:N", sort=order, axis=_labels_axis(None)),
+        color=alt.Color("share:Q", title="Share of tagged posts", scale=alt.Scale(scheme="blues"),
+                        legend=alt.Legend(format="%", orient="top", gradientLength=220)),
+        tooltip=[alt.Tooltip("group:N", title="Argument"), alt.Tooltip("bucket:N", title=bucket_title(bucket)),
+                 alt.Tooltip("share:Q", title="Share of tagged posts", format=".0%"),
+                 alt.Tooltip("posts:Q", title="Posts", format=",")],
+    ).properties(height=alt.Step(26))
+    return _with_events(cells, events)

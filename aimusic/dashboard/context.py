@@ -1,16 +1,21 @@
-"""What every view receives: the filters, the database's data version, and cached access to the queries.
+"""What every view receives: the filters, the database's data version, and cached access to the store's named
+queries (:mod:`aimusic.store.dashboard_queries`, :mod:`aimusic.store.dashboard_posts`,
+:mod:`aimusic.store.debate_queries`). The dashboard imports no database driver: it hands a query function and
+its arguments to :class:`ViewContext`, which runs it on the in-memory facts copy or on a short read-only
+connection and caches the small DataFrame it returns.
 
-Caching: query results are kept with ``st.cache_data`` under (query, database, data version, model, entity map,
-arguments). The data version is one cheap query on the file (re-read at most every
-:data:`VERSION_TTL_SECONDS`), so a finished monitoring run shows up on the next rerun without a restart,
-and an unchanged view is served from the cache without touching DuckDB. The in-memory facts copy
-(:class:`aimusic.dashboard.facts.Facts`) is shared by all sessions through ``st.cache_resource``.
+Caching: query results are kept with ``st.cache_data`` under (query name, database, data version, model,
+arguments). The data version is one cheap query on the file (re-read at most every :data:`VERSION_TTL_SECONDS`),
+so a finished monitoring run shows up on the next rerun without a restart, and an unchanged view is served from
+the cache without touching the database. The in-memory facts copy
+(:class:`aimusic.store.dashboard_facts.Facts`) is shared by all sessions through ``st.cache_resource``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -18,76 +23,71 @@ import pandas as pd
 import streamlit as st
 
 from aimusic.core.topics import Topics
-from aimusic.dashboard import data
-from aimusic.dashboard.db import DashboardDb, read_connection
-from aimusic.dashboard.entities import EntityMap
-from aimusic.dashboard.facts import DataVersion, Facts, read_version
+from aimusic.dashboard.db import DashboardDb
 from aimusic.dashboard.state import FilterState
+from aimusic.store import dashboard_facts
+from aimusic.store import dashboard_queries as q
+from aimusic.store.dashboard_facts import DataVersion, Facts, read
 from aimusic.store.queries import Filters
 
 VERSION_TTL_SECONDS = 2.0
 CACHE_TTL_SECONDS = 3600
 
+Query = Callable[..., Any]
 
-def _args_key(args: tuple[Any, ...]) -> str:
-    return json.dumps([a.cache_key() if isinstance(a, Filters) else a for a in args], default=str)
+
+def _name(fn: Query) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+def _args_key(args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> str:
+    plain = [a.cache_key() if isinstance(a, Filters) else a for a in args]
+    return json.dumps([plain, kwargs or {}], default=str, sort_keys=True)
 
 
 @st.cache_data(ttl=VERSION_TTL_SECONDS, show_spinner=False)
 def data_version(db: str) -> DataVersion:
-    with read_connection(db) as con:
-        return read_version(con)
+    return dashboard_facts.data_version(db)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False, on_release=lambda facts: facts.close())
-def _facts(db: str, model: str | None, emap_key: str, _emap: EntityMap) -> Facts:
-    return Facts(db, model, _emap)
+def _facts(db: str, model: str | None) -> Facts:
+    return Facts(db, model)
+
+
+def _synced(db: str, model: str | None, version: DataVersion) -> Facts:
+    facts = _facts(db, model)
+    facts.sync(version)
+    return facts
 
 
 @st.cache_data(max_entries=512, ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def _facts_query(
-    fn: str, db: str, model: str | None, emap_key: str, version_key: str, args_key: str,
-    _emap: EntityMap, _version: DataVersion, _args: tuple[Any, ...],
+    name: str, db: str, model: str | None, version_key: str, args_key: str,
+    _fn: Query, _version: DataVersion, _args: tuple[Any, ...],
 ) -> Any:
-    facts = _facts(db, model, emap_key, _emap)
-    facts.sync(_version)
-    return getattr(data, fn)(facts.cursor(), *_args)
+    return _synced(db, model, _version).run(_fn, *_args)
 
 
 @st.cache_data(max_entries=512, ttl=CACHE_TTL_SECONDS, show_spinner=False)
-def _file_query(fn: str, db: str, version_key: str, args_key: str, _args: tuple[Any, ...]) -> Any:
-    with read_connection(db) as con:
-        return getattr(data, fn)(con, *_args)
+def _file_query(
+    name: str, db: str, version_key: str, args_key: str, _fn: Query, _args: tuple[Any, ...], _kwargs: dict[str, Any],
+) -> Any:
+    return read(db, _fn, *_args, **_kwargs)
 
 
 @st.cache_data(max_entries=128, ttl=CACHE_TTL_SECONDS, show_spinner=False)
-def _posts_page(
-    db: str, model: str | None, emap_key: str, version_key: str, args_key: str,
-    _emap: EntityMap, _version: DataVersion, _args: tuple[Any, ...],
+def _posts_query(
+    name: str, db: str, model: str | None, version_key: str, args_key: str,
+    _fn: Query, _version: DataVersion, _args: tuple[Any, ...],
 ) -> pd.DataFrame:
-    filters, sort, limit = _args
-    facts = _facts(db, model, emap_key, _emap)
-    facts.sync(_version)
-    with read_connection(db) as con:
-        return data.posts_page(con, filters, model, sort, limit, fcon=facts.cursor())
-
-
-@st.cache_data(max_entries=128, ttl=CACHE_TTL_SECONDS, show_spinner=False)
-def _top_posts(
-    db: str, model: str | None, emap_key: str, version_key: str, args_key: str,
-    _emap: EntityMap, _version: DataVersion, _args: tuple[Any, ...],
-) -> pd.DataFrame:
-    filters, label, limit = _args
-    facts = _facts(db, model, emap_key, _emap)
-    facts.sync(_version)
-    keys = data.top_keys(facts.cursor(), filters, label, limit)
-    with read_connection(db) as con:
-        return data.posts_by_keys(con, keys, model, facts.cursor())
+    facts = _synced(db, model, _version)
+    return read(db, _fn, *_args, fcon=facts.cursor())
 
 
 def db_info(db: str, version: DataVersion) -> dict[str, Any]:
-    """:func:`aimusic.dashboard.data.db_info` for this data version (cached)."""
-    return _file_query("db_info", db, version.key(), "[]", ())
+    """:func:`aimusic.store.dashboard_queries.db_info` for this data version (cached)."""
+    return _file_query(_name(q.db_info), db, version.key(), "[]", q.db_info, (), {})
 
 
 def clear_caches() -> None:
@@ -97,7 +97,8 @@ def clear_caches() -> None:
 
 @dataclass
 class ViewContext:
-    """Everything a view needs; views call :meth:`facts` and :meth:`file` rather than DuckDB directly."""
+    """Everything a view needs; views run the store's named queries through :meth:`facts`, :meth:`file` and
+    :meth:`posts`, never a connection of their own."""
 
     db: DashboardDb
     version: DataVersion
@@ -106,46 +107,33 @@ class ViewContext:
     filters: Filters
     model: str | None
     bucket: str
-    emap: EntityMap
     configured_events: tuple[tuple[date, str, str | None], ...] = ()
     topics: Topics | None = None
     topics_problem: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def path(self) -> str:
         return str(self.db.path)
 
-    @property
-    def emap_key(self) -> str:
-        return json.dumps([self.emap.pairs, self.emap.names])
+    def facts(self, fn: Query, *args: Any) -> Any:
+        """``fn(facts_cursor, *args)`` over the in-memory facts copy, cached by data version and arguments."""
+        return _facts_query(_name(fn), self.path, self.model, self.version.key(), _args_key(args), fn, self.version,
+                            args)
 
-    def facts(self, fn: str, *args: Any) -> Any:
-        """``aimusic.dashboard.data.<fn>(facts_cursor, *args)``, cached by data version and arguments."""
-        return _facts_query(
-            fn, self.path, self.model, self.emap_key, self.version.key(), _args_key(args),
-            self.emap, self.version, args,
-        )
+    def file(self, fn: Query, *args: Any, **kwargs: Any) -> Any:
+        """``fn(read_only_connection, *args, **kwargs)`` on the database file, cached by data version and
+        arguments."""
+        return _file_query(_name(fn), self.path, self.version.key(), _args_key(args, kwargs), fn, args, kwargs)
 
-    def file(self, fn: str, *args: Any) -> Any:
-        """``aimusic.dashboard.data.<fn>(read_only_connection, *args)``, cached by data version and arguments."""
-        return _file_query(fn, self.path, self.version.key(), _args_key(args), args)
-
-    def posts_page(self, filters: Filters, sort: str, limit: int) -> pd.DataFrame:
-        args = (filters, sort, limit)
-        return _posts_page(
-            self.path, self.model, self.emap_key, self.version.key(), _args_key(args), self.emap, self.version, args
-        )
-
-    def top_posts(self, filters: Filters, label: str, limit: int = 10) -> pd.DataFrame:
-        args = (filters, label, limit)
-        return _top_posts(
-            self.path, self.model, self.emap_key, self.version.key(), _args_key(args), self.emap, self.version, args
-        )
+    def posts(self, fn: Query, *args: Any) -> pd.DataFrame:
+        """``fn(read_only_connection, *args, fcon=facts_cursor)``: posts from the file, labels from the facts
+        copy (:mod:`aimusic.store.dashboard_posts`), cached by data version and arguments."""
+        return _posts_query(_name(fn), self.path, self.model, self.version.key(), _args_key(args), fn, self.version,
+                            args)
 
     def events(self, in_window: bool = True) -> pd.DataFrame:
         start, end = (self.filters.start, self.filters.end) if in_window else (None, None)
-        return self.file("events", self.configured_events, start, end)
+        return self.file(q.events, self.configured_events, start, end)
 
     def window_text(self) -> str:
         f = self.filters

@@ -9,19 +9,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import duckdb
 import streamlit as st
 
 from aimusic.core.config import get_settings
 from aimusic.core.topics import Topics, TopicsError, load_topics
 from aimusic.dashboard.context import ViewContext, data_version, db_info
 from aimusic.dashboard.db import DashboardDb, resolve_dashboard_db
-from aimusic.dashboard.entities import EntityMap, build_entity_map
-from aimusic.dashboard.facts import DataVersion
 from aimusic.dashboard.sidebar import filter_sidebar
 from aimusic.dashboard.state import FilterState, Options
 from aimusic.dashboard.views import VIEWS, load_view, titles
 from aimusic.dashboard.widgets import EMPTY_HELP
+from aimusic.store.dashboard_facts import DataVersion, NotAnAimusicDatabase
 from aimusic.store.db import StoreError
 
 log = logging.getLogger(__name__)
@@ -76,29 +74,32 @@ def main() -> None:
     try:
         version = _version(db)
         info = db_info(str(db.path), version)
+    except NotAnAimusicDatabase:
+        st.error(f"`{db.path}` is not an aimusic database (it has no posts table). Point AIMUSIC_DB at the file "
+                 "that `aimusic run` or `aimusic demo` wrote.")
+        return
     except StoreError as exc:
         st.warning(f"The database cannot be read right now: {exc}", icon=":material/hourglass:")
         st.button("Try again")
         return
-    except duckdb.CatalogException:
-        st.error(f"`{db.path}` is not an aimusic database (it has no posts table). Point AIMUSIC_DB at the file "
-                 "that `aimusic run` or `aimusic demo` wrote.")
-        return
 
     topics, topics_problem = _load_topics()
     if topics_problem:
-        st.warning(f"data/topics.toml could not be read, so entities and its events are missing: {topics_problem}")
+        st.warning(f"data/topics.toml could not be read, so its events are missing: {topics_problem}")
     # posts carry the tracked terms of the config they were collected with: the config's terms are the options
     terms = tuple(dict.fromkeys([*topics.tracking.terms, *topics.relevance.ambiguous_terms])) if topics else ()
-    emap = build_entity_map(topics.entities, terms) if topics else EntityMap()
     if info["synthetic"] or info["contains_demo"]:
         st.warning(DEMO_BANNER, icon=":material/science:")
 
     options = Options(
         first_day=info["first_day"], last_day=info["last_day"], sources=tuple(info["sources"]),
-        entities=emap.tracked, terms=terms, langs=tuple(info["langs"]),
+        entities=tuple(info["entities"]), terms=terms, langs=tuple(info["langs"]),
         models=tuple(info["models"]),
     )
+    if info["untagged"]:
+        st.caption(f"{info['untagged']:,} of {info['posts']:,} posts have no entity tags yet, so entity filters and "
+                   "comparisons leave them out: `aimusic signals` tags them (each monitoring run does it for the "
+                   "posts it collects).")
     names = titles()
     if info["posts"] == 0:
         _empty_state(db, missing=False)
@@ -116,8 +117,8 @@ def main() -> None:
     view = by_title.get(picked or "", keys[0])
     _sidebar_footer(db, info, state)
     ctx = ViewContext(
-        db=db, version=version, info=info, state=state, filters=state.to_filters(emap), model=state.model,
-        bucket=state.resolved_bucket(), emap=emap,
+        db=db, version=version, info=info, state=state, filters=state.to_filters(), model=state.model,
+        bucket=state.resolved_bucket(),
         configured_events=tuple((e.date, e.title, e.url) for e in topics.events) if topics else (),
         topics=topics, topics_problem=topics_problem,
     )

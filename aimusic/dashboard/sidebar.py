@@ -41,18 +41,19 @@ def filter_sidebar(options: Options) -> FilterState:
     picked = sb.date_input(
         "Dates (UTC, both days included)", value=default, min_value=options.first_day, max_value=options.last_day,
         key="dates", bind="query-params", format="YYYY-MM-DD",
-        help="Defaults to the last 90 days of data. Changes are measured against the window of the same length "
-             "just before.",
+        help="Defaults to all the data when it spans up to a year, else its last 365 days. Changes are measured "
+             "against the window of the same length just before.",
     )
     start, end = _window(picked, default)
     sources = sb.multiselect("Sources", options.sources, key="source", bind="query-params", placeholder="All sources")
     entities = sb.multiselect(
         "Entities", options.entities, key="entity", bind="query-params", placeholder="Any entity",
-        help="Posts whose tracked terms name any of these entities (aliases in data/topics.toml).",
+        help="Posts that mention any of these entities (posts.entities: the aliases of [[entities]] in "
+             "data/topics.toml found in the text). Entity views then show only the selected entities.",
     )
     terms = sb.multiselect(
         "Tracked terms", options.terms, key="term", bind="query-params", placeholder="Any term",
-        help="Posts that matched any of these tracked terms. With entities, posts matching either are kept.",
+        help="Posts that matched any of these tracked terms. With entities too, posts must match both.",
     )
     langs = sb.multiselect(
         "Languages", options.langs, key="lang", bind="query-params", placeholder="All languages",
@@ -73,7 +74,8 @@ def filter_sidebar(options: Options) -> FilterState:
     )
     bucket = sb.segmented_control(
         "Time buckets", list(BUCKET_CHOICES), default="auto", required=True, key="bucket", bind="query-params",
-        help="auto: days for windows up to 120 days, weeks beyond. Weeks start on Monday.",
+        help="auto: days (with a 7-day rolling mean) for windows up to a year, weeks beyond. Weeks start on "
+             "Monday.",
     )
     sb.button("Reset filters", on_click=_reset, args=(options,), icon=":material/restart_alt:")
     sb.caption("The address bar holds these filters and the view: copy it to bookmark or share exactly this view.")

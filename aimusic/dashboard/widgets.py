@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from aimusic.dashboard.context import ViewContext, clear_caches
-from aimusic.dashboard.db import add_event
+from aimusic.store.dashboard_facts import add_event
 from aimusic.store.db import Store, StoreError
 from aimusic.store.queries import Filters, export, guard_csv_frame
 

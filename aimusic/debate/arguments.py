@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aimusic.core.topics import Argument, Topics
-from aimusic.debate.relevance import TermMatcher
+from aimusic.debate.terms import TermMatcher
 
 #: cosine similarity to the closest argument's description needed for an embedding match. Chosen on the dev
 #: part of tests/data/arguments.tsv (best F1 of "the labelled argument is among the assigned ones" over

@@ -12,8 +12,9 @@ import hashlib
 import json
 from collections.abc import Sequence
 
+from aimusic.core.text import term_key as _key
 from aimusic.core.topics import Entity, Topics
-from aimusic.debate.relevance import TermMatcher, _key
+from aimusic.debate.terms import TermMatcher
 
 
 class EntityTagger:

@@ -1,14 +1,18 @@
 """Labelled sets written for the project (``tests/data/*.tsv``) and the quality figures computed on them.
 
-Format: tab-separated, a header line, one post per line; a literal ``\\n`` in a text stands for a line break
-(a Reddit title and its body are written ``title\\n\\nbody``). Columns: ``label``, ``source``, ``community``,
-``text``. The relevance set is split deterministically (by an MD5 of the text) into a ``dev`` part that the
-rules were tuned on and a ``heldout`` part that was only measured, so both figures can be reported.
+Read with the one labelled-TSV reader (:func:`sentiment.evaluate.read_tsv`) and measured with its metrics
+(scikit-learn underneath; macro recall averages over all classes of the task). Format: tab-separated, a
+header line, one post per line; a literal ``\\n`` in a text stands for a line break (a Reddit title and its
+body are written ``title\\n\\nbody``). Columns: ``label``, ``text``, optionally ``source`` and ``community``.
+
+``relevance.tsv`` is split deterministically (by an MD5 of the text) into a ``dev`` part that the rules were
+tuned on and a ``heldout`` part that was only measured. The larger sets written for the second relevance stage
+and for stance are split by file instead: ``*_train.tsv`` was written first and trained on;
+``*_heldout.tsv`` was written afterwards, separately, and is only measured.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,23 +43,20 @@ def split_of(text: str) -> str:
     return "heldout" if int(digest[:8], 16) % HELDOUT_SHARE == 0 else "dev"
 
 
-def load_labelled(path: str | Path) -> list[Example]:
-    """Read a labelled TSV; a malformed line raises ``ValueError`` naming the file and line."""
-    file = Path(path)
-    rows: list[Example] = []
-    with file.open(encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:4]] != ["label", "source", "community", "text"]:
-            raise ValueError(f"{file}: the first line must be: label<TAB>source<TAB>community<TAB>text")
-        for line_no, row in enumerate(reader, start=2):
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            if len(row) != 4:
-                raise ValueError(f"{file}:{line_no}: expected 4 tab-separated columns, found {len(row)}")
-            label, source, community, text = (cell.strip() for cell in row)
-            rows.append(Example(label, source, community or None, text.replace("\\n", "\n")))
-    return rows
+def load_labelled(path: str | Path, task: str | None = None, *, label_column: str | None = None) -> list[Example]:
+    """Read a labelled TSV (labels as written, or mapped to ``task``'s vocabulary); a malformed file raises
+    ``ValueError`` naming the file."""
+    from sentiment.base import ScorerError
+    from sentiment.evaluate import read_tsv
+
+    try:
+        data = read_tsv(path, task, label_column=label_column)
+    except ScorerError as exc:
+        raise ValueError(str(exc)) from None
+    return [
+        Example(label, source, community, text)
+        for label, source, community, text in zip(data.labels, data.sources, data.communities, data.texts, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -67,19 +68,9 @@ class BinaryReport:
     fp: int
     fn: int
     tn: int
-
-    @property
-    def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
-
-    @property
-    def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
-
-    @property
-    def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
+    precision: float
+    recall: float
+    f1: float
 
     def line(self) -> str:
         return (
@@ -87,47 +78,43 @@ class BinaryReport:
             f"(tp={self.tp} fp={self.fp} fn={self.fn} tn={self.tn})"
         )
 
+    def as_dict(self) -> dict[str, float | int]:
+        return {"n": self.n, "precision": round(self.precision, 4), "recall": round(self.recall, 4),
+                "f1": round(self.f1, 4), "tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn}
+
 
 def binary_report(truth: Sequence[bool], predicted: Sequence[bool]) -> BinaryReport:
-    pairs = list(zip(truth, predicted, strict=True))
-    return BinaryReport(
-        n=len(pairs),
-        tp=sum(t and p for t, p in pairs),
-        fp=sum(p and not t for t, p in pairs),
-        fn=sum(t and not p for t, p in pairs),
-        tn=sum(not t and not p for t, p in pairs),
-    )
+    from sentiment.evaluate import binary_metrics
+
+    m = binary_metrics(truth, predicted)
+    return BinaryReport(m["n"], m["tp"], m["fp"], m["fn"], m["tn"], m["precision"], m["recall"], m["f1"])
 
 
 @dataclass(frozen=True)
 class MultiReport:
-    """Per-class recall, macro-averaged recall, accuracy and the confusion matrix (rows: truth)."""
+    """Per-class recall, macro-averaged recall (over all classes), accuracy and the confusion matrix."""
 
     labels: tuple[str, ...]
     matrix: tuple[tuple[int, ...], ...]
+    figures: dict
 
     @property
     def n(self) -> int:
-        return sum(sum(r) for r in self.matrix)
+        return int(self.figures["n"])
 
     def recall(self, label: str) -> float:
-        i = self.labels.index(label)
-        row = self.matrix[i]
-        return row[i] / sum(row) if sum(row) else 0.0
+        return float(self.figures["recall"][label])
 
     def precision(self, label: str) -> float:
-        i = self.labels.index(label)
-        col = sum(r[i] for r in self.matrix)
-        return self.matrix[i][i] / col if col else 0.0
+        return float(self.figures["precision"][label])
 
     @property
     def macro_recall(self) -> float:
-        present = [lab for i, lab in enumerate(self.labels) if sum(self.matrix[i])]
-        return sum(self.recall(lab) for lab in present) / len(present) if present else 0.0
+        return float(self.figures["macro_recall"])
 
     @property
     def accuracy(self) -> float:
-        return sum(self.matrix[i][i] for i in range(len(self.labels))) / self.n if self.n else 0.0
+        return float(self.figures["accuracy"])
 
     def table(self) -> str:
         """The confusion matrix as a Markdown table (rows: true label, columns: predicted)."""
@@ -141,13 +128,10 @@ class MultiReport:
 
 
 def multi_report(truth: Iterable[str], predicted: Iterable[str], labels: Sequence[str]) -> MultiReport:
-    index = {lab: i for i, lab in enumerate(labels)}
-    matrix = [[0] * len(labels) for _ in labels]
-    for t, p in zip(truth, predicted, strict=True):
-        if t not in index or p not in index:
-            raise ValueError(f"unknown label {t if t not in index else p!r}; expected one of {list(labels)}")
-        matrix[index[t]][index[p]] += 1
-    return MultiReport(tuple(labels), tuple(tuple(r) for r in matrix))
+    from sentiment.evaluate import metrics
+
+    figures = metrics(list(truth), list(predicted), labels)
+    return MultiReport(tuple(labels), tuple(tuple(r) for r in figures["confusion"]), figures)
 
 
 def evaluate_relevance(check: object, examples: Sequence[Example]) -> dict[str, BinaryReport]:

@@ -12,16 +12,21 @@ words) is a superset. Texts containing one of the few characters that Python's c
 treats as an ASCII letter although ``str.lower`` does not (``İ ı ſ K``) skip the pre-check, and so does
 everything when a tracked term has a non-ASCII word. Posts from an on-topic community always get the full
 check (they are relevant without a term).
+
+When the filter has a usable second stage (:mod:`aimusic.debate.semantic`), a text without a tracked term can
+still be relevant; the pre-check then also passes texts holding an AI-ish and a music-ish word stem
+(:func:`aimusic.debate.semantic.stems`, the second stage's own pre-check), so it stays exact.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aimusic.debate.relevance import RelevanceFilter
+from aimusic.core.text import join_title_body
+from aimusic.debate.relevance import Decision, RelevanceFilter
+from aimusic.debate.semantic import stems
 
 #: characters that ``re.IGNORECASE`` equates with an ASCII letter while ``str.lower`` does not map them to it
 CASE_SPECIALS = frozenset("\u0130\u0131\u017f\u212a")
@@ -42,14 +47,6 @@ def _starts_word(low: str, word: str) -> bool:
             return True
         i = low.find(word, i + 1)
     return False
-
-
-def full_text(title: str | None, text: str | None) -> str:
-    """Title and body as :attr:`aimusic.core.records.Post.full_text` joins them."""
-    text = text or ""
-    if title and not text.startswith(title):
-        return f"{title}\n\n{text}" if text else title
-    return text
 
 
 def _overlaps(a: str, b: str) -> bool:
@@ -107,6 +104,10 @@ class QuickRelevance:
         if not text.isascii() and _SPECIALS.search(text):
             return True
         low = text.lower()
+        if "a." in low:  # "A.I." is read as "AI"
+            low = low.replace("a.i.", "ai ").replace("a. i.", "ai ")
+        if self.relevance.stage_two is not None and all(stems(low)):
+            return True
         for first, others in self._short:
             if _starts_word(low, first) and all(w in low for w in others):
                 return True
@@ -123,15 +124,17 @@ class QuickRelevance:
                         return True
         return False
 
-    def check(self, title: str | None, text: str | None, community: str | None = None) -> list[str] | None:
-        full = full_text(title, text)
+    def decide(self, title: str | None, text: str | None, community: str | None = None) -> Decision | None:
+        """The filter's decision when the text is relevant (terms and reason), else ``None``."""
+        full = join_title_body(title, text)
         on_topic = bool(community) and self._communities is not None and _community_key(community) in self._communities
         if not on_topic and not self.could_match(full):
             return None
         self.checked += 1
-        relevant, matched = self.relevance.check(full, community)
-        return matched if relevant else None
+        decision = self.relevance.decide(full, community)
+        return decision if decision.relevant else None
 
-
-def make_checker(relevance: RelevanceFilter) -> Callable[[str | None, str | None, str | None], list[str] | None]:
-    return QuickRelevance(relevance).check
+    def check(self, title: str | None, text: str | None, community: str | None = None) -> list[str] | None:
+        """The matched terms when relevant, else ``None`` (see :meth:`decide`)."""
+        decision = self.decide(title, text, community)
+        return decision.terms if decision is not None else None

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from aimusic.core.text import join_many
 from aimusic.core.topics import Topics
 from aimusic.debate.arguments import ArgumentTagger
 from aimusic.debate.entities import EntityTagger
@@ -55,11 +56,8 @@ class SignalsSummary:
 
 
 def full_texts(titles: Sequence[str | None], texts: Sequence[str | None]) -> list[str]:
-    """Title and body together, as relevance and scoring read them."""
-    return [
-        f"{t}\n\n{x}" if t and x and not x.startswith(t) else (t if t and not x else (x or ""))
-        for t, x in zip(titles, texts, strict=True)
-    ]
+    """Title and body together, as relevance and scoring read them (:func:`aimusic.core.text.join_many`)."""
+    return join_many(titles, texts)
 
 
 # --- entities --------------------------------------------------------------------------------------------
@@ -93,7 +91,7 @@ def tag_entities(store: Store, topics: Topics, *, batch_size: int = 50_000) -> i
         with store.connect() as con:
             con.register("_entities_in", table)
             con.execute(
-                """UPDATE posts SET entities = e.entities, entities_key = e.entities_key
+                """UPDATE posts SET entities = e.entities, entities_key = e.entities_key, updated_at = now()
                    FROM _entities_in e WHERE posts.source = e.source AND posts.post_id = e.post_id"""
             )
             con.unregister("_entities_in")

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import requests
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from aimusic.ops.alerts import Alert, scope_label
+from aimusic.ops.detection import Alert, scope_label
 
 log = logging.getLogger(__name__)
 

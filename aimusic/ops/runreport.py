@@ -1,6 +1,7 @@
 """What a monitoring run reports: its outcome (ok / partially failed / failed), the markdown of its Prefect
 artifact (fetched / new / skipped / failed per source and the sentiment of the new posts), and the alerts it
-raised. Pure functions plus one read query; no Prefect here (:mod:`flows.monitor` publishes the result).
+raised. Pure functions (the read is :func:`aimusic.store.queries.new_post_sentiment`); no Prefect here
+(:mod:`flows.monitor` publishes the result).
 
 Messages and errors pass through :func:`redact`, which removes every configured secret value, so a token that
 an exception happens to quote never reaches Prefect's database, the UI or a webhook.
@@ -11,30 +12,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from pydantic import SecretStr
 
 from aimusic.core.config import Settings
-from aimusic.store.db import Store
+from aimusic.core.config import secret_values as config_secret_values
 
 #: per-source run statuses that count as a failure of the run
 FAILED = "failed"
 
 
 def secret_values(settings: Settings | None) -> list[str]:
-    if settings is None:
-        return []
-    values = []
-    for name in type(settings).model_fields:
-        value = getattr(settings, name, None)
-        if isinstance(value, SecretStr) and value.get_secret_value():
-            secret = value.get_secret_value()
-            values.append(secret)
-            values += [part for part in re.split(r"[\s,]+", secret) if len(part) >= 6]
-    return sorted(set(values), key=len, reverse=True)
+    return [] if settings is None else config_secret_values(settings)
 
 
 def redact(text: str | None, settings: Settings | None) -> str | None:
@@ -81,25 +71,6 @@ def run_outcome(rows: Sequence[dict[str, Any]], *, problems: Sequence[str] = ())
 def _short(text: str | None, n: int = 120) -> str:
     text = " ".join((text or "unknown error").split())
     return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def new_post_sentiment(store: Store, since: datetime, model: str | None) -> pd.DataFrame:
-    """Sentiment of posts first stored at or after ``since`` (this run's new posts), per post source:
-    columns source, new, scored, negative, neutral, positive, net."""
-    return store.query(
-        """SELECT p.source, count(*) AS new, count(s.label) AS scored,
-                  count(*) FILTER (WHERE s.label = 'negative') AS negative,
-                  count(*) FILTER (WHERE s.label = 'neutral') AS neutral,
-                  count(*) FILTER (WHERE s.label = 'positive') AS positive,
-                  CASE WHEN count(s.label) > 0 THEN
-                    (count(*) FILTER (WHERE s.label = 'positive') - count(*) FILTER (WHERE s.label = 'negative'))
-                    / count(s.label) END AS net
-           FROM posts p
-           LEFT JOIN scores s ON s.source = p.source AND s.post_id = p.post_id AND s.model = ?
-           WHERE p.first_seen_at >= ?
-           GROUP BY p.source ORDER BY p.source""",
-        [model, since],
-    )
 
 
 def _cell(value: Any) -> str:

@@ -28,7 +28,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -46,13 +46,11 @@ from aimusic.pipeline.backfill_formats import (
     FormatError,
     csv_rows,
     detect_format,
-    is_json_document,
-    open_binary,
     parse_mapping,
     reader_for,
-    safe_stem,
     x_json_units,
 )
+from aimusic.pipeline.dumpfiles import is_json_document, open_binary, safe_stem
 from aimusic.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -134,10 +132,6 @@ def load_progress(store: Store, fp: str) -> dict[str, Any]:
 
 
 # --- the import ------------------------------------------------------------------------------------------------------
-
-
-def _epoch_us(value: datetime) -> int:
-    return int(value.timestamp() * 1_000_000)
 
 
 class _Quarantine:
@@ -274,15 +268,15 @@ def backfill_file(
                 quarantine.add(unit_no, str(exc), unit)
                 continue
             for cand in candidates:
-                terms = checker.check(cand.title, cand.text, cand.community)
-                if terms is None:
+                decision = checker.decide(cand.title, cand.text, cand.community)
+                if decision is None:
                     continue
                 try:
                     fields = cand.build()
                     if fields is None:
                         report.not_posts += 1
                         continue
-                    post = _post(fields, terms, mtime_us)
+                    post = _post(fields, decision.terms, mtime_us, decision.reason)
                 except (BadUnit, ValidationError, ValueError, TypeError, KeyError) as exc:
                     report.bad += 1
                     quarantine.add(unit_no, _one_line(exc), unit)
@@ -313,14 +307,16 @@ def backfill_file(
     return report
 
 
-def _post(fields: dict[str, Any] | Post, terms: list[str], mtime_us: int) -> Post:
+def _post(fields: dict[str, Any] | Post, terms: list[str], mtime_us: int, relevance: str | None = None) -> Post:
     if isinstance(fields, Post):
         fields.terms = terms
+        fields.relevance = relevance
         return fields
     values = dict(fields)
     stamp = values.pop("fetched_at", None)
     values["fetched_at"] = stamp if stamp is not None else mtime_us / 1_000_000
     values["terms"] = terms
+    values["relevance"] = relevance
     return Post(**values)
 
 
@@ -378,10 +374,6 @@ def summary_line(report: FileReport) -> str:
     if report.error:
         text += f"; {report.error}"
     return text
-
-
-def as_dict(report: FileReport) -> dict[str, Any]:
-    return asdict(report)
 
 
 __all__ = [

@@ -7,8 +7,7 @@
   or a list of them, or JSONL with one response or one tweet a line.
 - ``csv`` / ``jsonl``: any table of posts, with a column mapping (``--map column=field``) onto the Post fields.
 
-Compression is read transparently from the file's first bytes: zstd (Pushshift / Arctic Shift use windows of
-up to 2 GB, hence ``max_window_size=2**31``), gzip, bz2 and xz.
+Compression is read transparently from the file's first bytes (:mod:`aimusic.pipeline.dumpfiles`).
 
 A reader turns one *unit* (a line; a CSV row; a tweet of a single-JSON file) into :class:`Candidate` objects:
 the text the relevance filter reads, and a ``fields()`` call that builds the Post fields only for the few that
@@ -17,13 +16,9 @@ are kept. Units that cannot be read raise :class:`BadUnit`; the importer counts 
 
 from __future__ import annotations
 
-import bz2
 import csv
-import gzip
 import io
 import json
-import lzma
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,14 +26,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-import zstandard
 
 from aimusic.core.records import POST_COLUMNS, Post
+from aimusic.pipeline.dumpfiles import first_line, plain_name
 from aimusic.sources import reddit_json
 
 FORMATS = ("auto", "reddit", "x", "csv", "jsonl")
-ZSTD_MAX_WINDOW = 2**31
-_READ_SIZE = 1 << 20
 
 
 class BadUnit(ValueError):
@@ -59,138 +52,12 @@ class Candidate:
     build: Callable[[], dict[str, Any] | Post | None]
 
 
-# --- opening -------------------------------------------------------------------------------------------------------
-
-
-class CountingReader(io.RawIOBase):
-    """Wraps a binary file and counts the bytes read (compressed bytes, for the progress bar)."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self.raw = raw
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        n = self.raw.readinto(buffer)
-        self.count += n or 0
-        return n or 0
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
-
-
-class ZstdReader(io.RawIOBase):
-    """Decompresses zstd frames one after another, and fails on a file that ends inside a frame.
-
-    (``ZstdDecompressor.stream_reader`` simply stops at a truncated frame, so a cut download would look complete.)
-    """
-
-    def __init__(self, raw: IO[bytes], read_size: int = _READ_SIZE) -> None:
-        self.raw = raw
-        self.read_size = read_size
-        self._dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
-        self._dobj = self._dctx.decompressobj()
-        self._in_frame = False
-        self._out = memoryview(b"")
-        self._done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._out:
-            if self._done:
-                return 0
-            chunk = self.raw.read(self.read_size)
-            if not chunk:
-                self._done = True
-                if self._in_frame:
-                    raise zstandard.ZstdError("the file ends in the middle of a zstd frame (truncated download?)")
-                return 0
-            self._out = memoryview(self._feed(chunk))
-        n = min(len(buffer), len(self._out))
-        buffer[:n] = self._out[:n]
-        self._out = self._out[n:]
-        return n
-
-    def _feed(self, data: bytes) -> bytes:
-        parts = []
-        while data:
-            self._in_frame = True
-            parts.append(self._dobj.decompress(data))
-            if not self._dobj.eof:
-                break
-            data = self._dobj.unused_data  # the next frame starts here
-            self._dobj = self._dctx.decompressobj()
-            self._in_frame = False
-        return b"".join(parts)
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
-
-
-def compression(path: Path) -> str | None:
-    with path.open("rb") as fh:
-        magic = fh.read(6)
-    if magic.startswith(b"\x28\xb5\x2f\xfd"):
-        return "zstd"
-    if magic.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if magic.startswith(b"BZh"):
-        return "bz2"
-    if magic.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    return None
-
-
-def open_binary(path: Path) -> tuple[IO[bytes], CountingReader]:
-    """A buffered, decompressed binary stream of ``path`` and the counter of raw bytes read."""
-    counter = CountingReader(path.open("rb", buffering=0))
-    kind = compression(path)
-    if kind == "zstd":
-        stream: IO[bytes] = ZstdReader(counter)  # type: ignore[assignment]
-    elif kind == "gzip":
-        stream = gzip.GzipFile(fileobj=counter)  # type: ignore[assignment]
-    elif kind == "bz2":
-        stream = bz2.BZ2File(counter)  # type: ignore[assignment]
-    elif kind == "xz":
-        stream = lzma.LZMAFile(counter)  # type: ignore[assignment]  # noqa: SIM115 - returned to the caller
-    else:
-        stream = counter  # type: ignore[assignment]
-    return io.BufferedReader(stream, buffer_size=_READ_SIZE), counter  # type: ignore[arg-type]
-
-
-def _first_line(path: Path, limit: int = 1 << 20) -> bytes:
-    """The first non-empty line (at most ``limit`` bytes of the decompressed start are looked at)."""
-    stream, _ = open_binary(path)
-    seen = 0
-    try:
-        while seen < limit:
-            line = stream.readline(limit)
-            if not line:
-                return b""
-            seen += len(line)
-            if line.strip():
-                return line
-    except (OSError, EOFError, zstandard.ZstdError):
-        return b""
-    finally:
-        stream.close()
-    return b""
-
-
 def detect_format(path: Path) -> str:
     """``reddit``, ``x``, ``csv`` or ``jsonl`` from the file name and its first line."""
-    name = path.name.lower()
-    for suffix in (".zst", ".zstd", ".gz", ".bz2", ".xz"):
-        name = name.removesuffix(suffix)
+    name = plain_name(path)
     if name.endswith(".csv") or name.endswith(".tsv"):
         return "csv"
-    line = _first_line(path).strip()
+    line = first_line(path).strip()
     if not line:
         raise FormatError(f"{path}: empty or unreadable; pass --format")
     try:
@@ -481,18 +348,3 @@ def reader_for(
     if fmt in ("csv", "jsonl"):
         return TableReader(fmt, mapping, source_name)
     raise FormatError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
-
-
-def is_json_document(path: Path) -> bool:
-    """True for a (possibly compressed) ``.json`` file: one JSON value, not JSON lines."""
-    name = path.name.lower()
-    for suffix in (".zst", ".zstd", ".gz", ".bz2", ".xz"):
-        name = name.removesuffix(suffix)
-    return name.endswith(".json")
-
-
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_stem(path: Path) -> str:
-    return _SAFE.sub("_", path.name)[:80]

@@ -45,6 +45,7 @@ class SourceSummary:
     irrelevant: int = 0
     skipped: int = 0
     scored: int = 0
+    entities: int = 0  # posts whose entities were tagged as they were stored
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -78,8 +79,14 @@ def check_source(source: Source, ctx: CollectContext) -> str | None:
         source.config(ctx.topics)
         source.check(ctx)
     except (SourceUnavailable, TopicsError) as exc:
-        return str(exc)
+        return reason_of(source.name, exc)
     return None
+
+
+def reason_of(name: str, exc: BaseException) -> str:
+    """Why a source did not run, shown after its name: without the name when the source put it in front."""
+    reason = str(exc)
+    return reason[len(name) + 2 :] if reason.startswith(f"{name}: ") else reason
 
 
 def collect_source(
@@ -114,14 +121,14 @@ def collect_source(
             result = store.upsert_posts(table, cursors=cursors)
             summary.new += result.new
             summary.updated += result.updated
-        tag_entities(store, topics)  # debate signals: entities of the posts just stored (aimusic.debate.signals)
+        summary.entities = tag_entities(store, topics)  # debate signals: entities of the posts just stored
         if summary.skipped:
             summary.status = "partial"
     except SourceStopped as exc:
         summary.status = "partial"
         summary.notes.append(str(exc))
     except SourceUnavailable as exc:
-        summary.status, summary.error = "skipped", str(exc)
+        summary.status, summary.error = "skipped", reason_of(source.name, exc)
     except StoreError:
         raise
     except Exception as exc:  # one source failing must not stop the others: record it and go on
@@ -148,7 +155,7 @@ def score_posts(
     again only if it has no score from this model or its text changed since it was scored. ``select(n)``
     replaces the default choice of posts (``store.unscored``), e.g. for a forced re-score; it must stop
     returning a post once that post's score is written. Posts with no language yet (see
-    :func:`aimusic.core.languages.fill_languages`, run before scoring) are detected in memory, so an English-only
+    :func:`aimusic.pipeline.languages.fill_languages`, run before scoring) are detected in memory, so an English-only
     model is never fed another language.
     """
     per_source: Counter[str] = Counter()

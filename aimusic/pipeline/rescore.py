@@ -24,8 +24,8 @@ from datetime import datetime
 import pyarrow as pa
 
 from aimusic.core.config import Settings, get_settings
-from aimusic.core.languages import fill_languages
 from aimusic.pipeline.collect import score_posts
+from aimusic.pipeline.languages import fill_languages
 from aimusic.store.db import Store
 from sentiment import Scorer, ScorerError, load_default, load_scorer
 

@@ -1,4 +1,4 @@
-"""DuckDB storage: schema and migrations, bulk idempotent upserts, cursors, runs, reads and exports.
+"""DuckDB storage: the Store (connections, bulk idempotent upserts of posts and scores, cursors, runs, meta).
 
 Connections are short-lived: every public method opens one, does its work in a transaction and closes it,
 so a dashboard reading the same file waits milliseconds, not minutes. DuckDB lets only one process open a
@@ -7,6 +7,8 @@ file while a writer holds it, so opening retries with backoff on lock conflicts 
 Writes go through Arrow tables (never ``executemany``): a batch is deduplicated on its key first (the most
 recently fetched copy wins), new keys are inserted, and existing rows are updated only when something
 changed (text, engagement, ...), so re-upserting unchanged data writes nothing.
+
+The schema and its migrations are :mod:`aimusic.store.schema`; named reads are :mod:`aimusic.store.queries`.
 """
 
 from __future__ import annotations
@@ -17,139 +19,28 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
+from aimusic.core.config import cached_settings
 from aimusic.core.records import POST_COLUMNS, POST_SCHEMA
+from aimusic.store import schema
+from aimusic.store.pseudonyms import pseudonymize_table
+from aimusic.store.schema import SCHEMA_VERSION, StoreError, migrate, rollback
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["LOCK_WAIT_SECONDS", "SCHEMA_VERSION", "Store", "StoreError", "UpsertResult", "migrate", "rollback"]
 
 log = logging.getLogger(__name__)
 
 LOCK_WAIT_SECONDS = 30.0  # how long to keep retrying when another process holds the file
 
-
-class StoreError(RuntimeError):
-    """The database cannot be used; the message names the file and what to do."""
-
-
-# --- schema -----------------------------------------------------------------------------------------------
-
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
-    (
-        1,
-        "initial schema: posts, scores, runs, cursors, events, meta",
-        [
-            """CREATE TABLE posts (
-                source VARCHAR NOT NULL, post_id VARCHAR NOT NULL, kind VARCHAR NOT NULL,
-                parent_id VARCHAR, thread_id VARCHAR, created_at TIMESTAMPTZ NOT NULL,
-                author VARCHAR, title VARCHAR, text VARCHAR NOT NULL, url VARCHAR, lang VARCHAR,
-                score BIGINT, replies BIGINT, reposts BIGINT, community VARCHAR, terms VARCHAR[],
-                nsfw BOOLEAN NOT NULL DEFAULT false, synthetic BOOLEAN NOT NULL DEFAULT false,
-                fetched_at TIMESTAMPTZ NOT NULL, text_md5 VARCHAR NOT NULL,
-                first_seen_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL,
-                PRIMARY KEY (source, post_id))""",
-            """CREATE TABLE scores (
-                source VARCHAR NOT NULL, post_id VARCHAR NOT NULL, model VARCHAR NOT NULL,
-                label VARCHAR, negative DOUBLE, neutral DOUBLE, positive DOUBLE,
-                status VARCHAR NOT NULL DEFAULT 'scored', text_md5 VARCHAR NOT NULL,
-                scored_at TIMESTAMPTZ NOT NULL,
-                PRIMARY KEY (source, post_id, model))""",
-            """CREATE TABLE runs (
-                run_id VARCHAR NOT NULL, source VARCHAR NOT NULL, started_at TIMESTAMPTZ NOT NULL,
-                finished_at TIMESTAMPTZ, status VARCHAR NOT NULL, fetched BIGINT DEFAULT 0,
-                new BIGINT DEFAULT 0, updated BIGINT DEFAULT 0, irrelevant BIGINT DEFAULT 0,
-                skipped BIGINT DEFAULT 0, failed BOOLEAN DEFAULT false, scored BIGINT DEFAULT 0,
-                model VARCHAR, error VARCHAR,
-                PRIMARY KEY (run_id, source))""",
-            """CREATE TABLE cursors (
-                source VARCHAR NOT NULL, key VARCHAR NOT NULL, value VARCHAR NOT NULL,
-                updated_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (source, key))""",
-            """CREATE TABLE events (
-                event_date DATE NOT NULL, title VARCHAR NOT NULL, url VARCHAR,
-                origin VARCHAR NOT NULL DEFAULT 'user', created_at TIMESTAMPTZ NOT NULL,
-                PRIMARY KEY (event_date, title))""",
-            "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
-            "CREATE INDEX posts_created ON posts (created_at)",
-        ],
-    ),
-    (
-        3,
-        "alerts: volume spikes and sentiment shifts, one per (kind, scope, day)",
-        [
-            """CREATE TABLE alerts (
-                kind VARCHAR NOT NULL, scope VARCHAR NOT NULL, day DATE NOT NULL,
-                window_start TIMESTAMPTZ NOT NULL, window_end TIMESTAMPTZ NOT NULL,
-                observed DOUBLE NOT NULL, expected DOUBLE, low DOUBLE, high DOUBLE, score DOUBLE,
-                direction VARCHAR NOT NULL, posts BIGINT, model VARCHAR, message VARCHAR NOT NULL,
-                top_posts VARCHAR, run_id VARCHAR, created_at TIMESTAMPTZ NOT NULL,
-                delivered_at TIMESTAMPTZ, delivery VARCHAR,
-                PRIMARY KEY (kind, scope, day))""",
-        ],
-    ),
-]
-MIGRATIONS.append(
-    (
-        7,
-        "privacy: takedown digests and the index of export files",
-        [
-            """CREATE TABLE takedowns (
-                kind VARCHAR NOT NULL, source VARCHAR NOT NULL, value_sha256 VARCHAR NOT NULL,
-                requested_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (kind, source, value_sha256))""",
-            """CREATE TABLE exports (
-                path VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, format VARCHAR NOT NULL, rows BIGINT,
-                filters VARCHAR, created_at TIMESTAMPTZ NOT NULL)""",
-        ],
-    )
-)
-MIGRATIONS.append(
-    (
-        4,
-        "debate signals: entities on posts, arguments and stance per post and model",
-        [
-            # entities_key = text_md5 || ':' || the entity config's fingerprint; NULL or stale = tag again
-            "ALTER TABLE posts ADD COLUMN entities VARCHAR[]",
-            "ALTER TABLE posts ADD COLUMN entities_key VARCHAR",
-            """CREATE TABLE post_arguments (
-                source VARCHAR NOT NULL, post_id VARCHAR NOT NULL, model VARCHAR NOT NULL,
-                arguments VARCHAR[] NOT NULL, matched_by VARCHAR[] NOT NULL, similarity DOUBLE[] NOT NULL,
-                text_md5 VARCHAR NOT NULL, tagged_at TIMESTAMPTZ NOT NULL,
-                PRIMARY KEY (source, post_id, model))""",
-            """CREATE TABLE stances (
-                source VARCHAR NOT NULL, post_id VARCHAR NOT NULL, model VARCHAR NOT NULL,
-                label VARCHAR, "anti" DOUBLE, neutral DOUBLE, pro DOUBLE,
-                status VARCHAR NOT NULL DEFAULT 'scored', text_md5 VARCHAR NOT NULL,
-                scored_at TIMESTAMPTZ NOT NULL,
-                PRIMARY KEY (source, post_id, model))""",
-        ],
-    )
-)
-MIGRATIONS.append(
-    (
-        8,
-        "relevance: why each post was kept (terms, community or semantic)",
-        ["ALTER TABLE posts ADD COLUMN relevance VARCHAR"],
-    )
-)
-MIGRATIONS.append(
-    (
-        9,
-        "labels: the user's own labels per post and task, for training and for measuring accuracy",
-        [
-            """CREATE TABLE labels (
-                source VARCHAR NOT NULL, post_id VARCHAR NOT NULL, task VARCHAR NOT NULL,
-                label VARCHAR NOT NULL, labeller VARCHAR NOT NULL DEFAULT 'me',
-                labelled_at TIMESTAMPTZ NOT NULL, picked VARCHAR NOT NULL DEFAULT 'random',
-                PRIMARY KEY (source, post_id, task, labeller))""",
-        ],
-    )
-)
-# Version numbers are reserved per feature: 1 spine, 2 sentiment engine, 3 alerts/operations,
-# 4 debate signals, 5 sources/backfill, 6 dashboard, 7 privacy, 8 relevance reason, 9 labels. They are applied
-# in version order.
-SCHEMA_VERSION = max(v for v, _, _ in MIGRATIONS)
 
 _UPDATABLE = [c for c in POST_COLUMNS if c not in ("source", "post_id")]
 _CHANGED = " OR ".join(
@@ -177,19 +68,9 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "lock" in msg and ("conflicting" in msg or "could not set" in msg)
 
 
-def rollback(con: duckdb.DuckDBPyConnection) -> None:
-    """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""
-    with contextlib.suppress(duckdb.TransactionException):
-        con.execute("ROLLBACK")
-
-
 def _is_disk_error(exc: BaseException) -> bool:
     msg = str(exc).lower()
     return any(s in msg for s in ("no space left", "file too large", "disk full", "could not write file"))
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 _WRITE_LOCKS: dict[str, threading.Lock] = {}
@@ -216,21 +97,31 @@ class Store:
         read_only: bool = False,
         lock_wait: float = LOCK_WAIT_SECONDS,
         pseudonymize_key: str | None = None,
-    ):
-        """``pseudonymize_key`` (default: ``AIMUSIC_PSEUDONYMIZE_KEY``) stores author handles as keyed hashes."""
+        migrate: bool | None = None,
+    ) -> None:
+        """Cheap: no settings are parsed and, once this process has migrated the file, no connection is opened.
+
+        ``pseudonymize_key`` stores author handles as keyed hashes; ``None`` means ``AIMUSIC_PSEUDONYMIZE_KEY``
+        (read when a write needs it, from cached settings), ``""`` none. A writable store brings the file to
+        the current schema once per file and process; ``migrate=True`` checks again, ``False`` never.
+        """
         self.path = Path(path)
         self.read_only = read_only
         self.lock_wait = lock_wait
-        if pseudonymize_key is None:
-            from aimusic.core.config import get_settings
-
-            secret = get_settings().pseudonymize_key
-            pseudonymize_key = secret.get_secret_value() if secret else None
         self._pseudonymize_key = pseudonymize_key
-        if not read_only:
+        if not read_only and migrate is not False:
             self._prepare_file()
-            with self.connect() as con:
-                migrate(con)
+            if migrate or not schema.is_migrated(self.path):
+                with self.connect() as con:
+                    schema.migrate(con, path=self.path)
+                schema.mark_migrated(self.path)
+
+    @property
+    def pseudonymize_key(self) -> str | None:
+        if self._pseudonymize_key is None:
+            secret = cached_settings().pseudonymize_key
+            return secret.get_secret_value() if secret else None
+        return self._pseudonymize_key or None
 
     # -- connections --------------------------------------------------------------------------------------
     def _prepare_file(self) -> None:
@@ -313,11 +204,12 @@ class Store:
         """
         if posts.num_rows == 0 and not cursors:
             return UpsertResult(0, 0, 0)
+        if "relevance" not in posts.column_names:  # tables built before the relevance reason existed
+            posts = posts.append_column("relevance", pa.nulls(posts.num_rows, pa.string()))
         incoming = posts.select(list(POST_COLUMNS)).cast(POST_SCHEMA)
-        if self._pseudonymize_key:
-            from aimusic.store.privacy import pseudonymize_table
-
-            incoming = pseudonymize_table(incoming, self._pseudonymize_key)
+        key = self.pseudonymize_key
+        if key:
+            incoming = pseudonymize_table(incoming, key)
         with self.connect() as con:
             con.execute("BEGIN")
             try:
@@ -415,10 +307,21 @@ class Store:
         return row[0] if row else None
 
     # -- reads --------------------------------------------------------------------------------------------
-    def query(self, sql: str, params: Sequence[Any] | None = None) -> Any:
-        """Run a parameterised read and return a pandas DataFrame."""
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        """Run a parameterised read and return a pandas DataFrame: for tests and exploration. Library code
+        outside :mod:`aimusic.store` calls the named queries (:mod:`aimusic.store.queries` and siblings)."""
         with self.connect() as con:
             return con.execute(sql, list(params or [])).df()
+
+    def sources(self) -> list[str]:
+        """The sources that have stored posts, sorted."""
+        with self.connect() as con:
+            return [r[0] for r in con.execute("SELECT DISTINCT source FROM posts ORDER BY source").fetchall()]
+
+    def file_size(self) -> int:
+        """Bytes on disk: the database file and its write-ahead log."""
+        wal = self.path.with_name(self.path.name + ".wal")
+        return self.path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
 
 def _upsert_posts(con: duckdb.DuckDBPyConnection, incoming: pa.Table) -> UpsertResult:
@@ -445,7 +348,8 @@ def _upsert_posts(con: duckdb.DuckDBPyConnection, incoming: pa.Table) -> UpsertR
     received = incoming.num_rows
     cols = ", ".join(POST_COLUMNS)
     # update first, so rows inserted by this batch are not joined again
-    sets = ", ".join(f"{c} = i.{c}" for c in [*_UPDATABLE, "text_md5"] if c not in ("fetched_at",))
+    sets = ", ".join(f"{c} = coalesce(i.{c}, p.{c})" if c == "relevance" else f"{c} = i.{c}"
+                     for c in [*_UPDATABLE, "text_md5"] if c not in ("fetched_at",))
     updated = con.execute(
         f"""UPDATE posts p SET {sets}, fetched_at = i.fetched_at, updated_at = now()
             FROM _incoming i
@@ -474,29 +378,3 @@ def _set_cursors(con: duckdb.DuckDBPyConnection, cursors: dict[tuple[str, str], 
            ON CONFLICT (source, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"""
     )
     con.unregister("_cursors_in")
-
-
-def migrate(con: duckdb.DuckDBPyConnection) -> int:
-    """Apply pending migrations in order; return the schema version. Safe to call on every open."""
-    con.execute(
-        """CREATE TABLE IF NOT EXISTS schema_migrations (
-             version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"""
-    )
-    done = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
-    for version, name, statements in sorted(MIGRATIONS, key=lambda m: m[0]):
-        if version in done:
-            continue
-        con.execute("BEGIN")
-        try:
-            for statement in statements:
-                con.execute(statement)
-            con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
-            con.execute("COMMIT")
-        except BaseException:
-            rollback(con)
-            raise
-        log.info("database migrated to schema version %s (%s)", version, name)
-    newest = max(done | {v for v, _, _ in MIGRATIONS})
-    if newest > max(v for v, _, _ in MIGRATIONS):
-        raise StoreError(f"database schema version {newest} is newer than this aimusic ({SCHEMA_VERSION}): upgrade")
-    return newest

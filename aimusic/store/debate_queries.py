@@ -81,6 +81,8 @@ def stance_by(con: duckdb.DuckDBPyConnection, filters: Filters, stance_model: st
         group, source = "p.source", "posts p"
     elif by == "entity":
         group, source = "e.entity", "posts p, unnest(coalesce(p.entities, []::VARCHAR[])) AS e(entity)"
+        if filters.entities:  # filtered to entities: only those are groups (a Suno post may also name Udio)
+            where, params = f"{where} AND list_contains(?, e.entity)", [*params, list(filters.entities)]
     else:
         raise ValueError("by must be 'source' or 'entity'")
     df = con.execute(

@@ -4,7 +4,7 @@
   ``anon-<16 hex>``, an HMAC-SHA256 of source and handle under that key. The same author keeps the same
   pseudonym (so "most active authors" still works) as long as the key does not change; without the key
   nobody can reverse it. Where a post's URL carries the handle (X, Mastodon, Bluesky profiles), the handle
-  in the URL is replaced by the pseudonym too.
+  in the URL is replaced by the pseudonym too (:mod:`aimusic.store.pseudonyms`, applied by the Store on write).
 - **Takedowns**: :func:`forget` deletes a post, or every post of an author, from every table keyed by
   ``source, post_id`` (posts, scores and any signal tables), rewrites export files listed in the exports
   index that contain them, and records the takedown as a SHA-256 digest (no personal data kept) so that
@@ -13,57 +13,21 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
-from aimusic.store.db import Store, rollback
+from aimusic.store.db import Store
+from aimusic.store.pseudonyms import digest, pseudonym
+from aimusic.store.schema import rollback
+
+__all__ = ["ForgetResult", "digest", "forget", "pseudonym", "record_export"]
 
 log = logging.getLogger(__name__)
-
-
-def pseudonym(key: str, source: str, author: str) -> str:
-    digest = hmac.new(key.encode(), f"{source}\x1f{author}".encode(), hashlib.sha256).hexdigest()
-    return f"anon-{digest[:16]}"
-
-
-def pseudonymize_table(table: pa.Table, key: str) -> pa.Table:
-    """Replace ``author`` (and the handle inside ``url``) with keyed pseudonyms."""
-    if table.num_rows == 0:
-        return table
-    sources = table.column("source").to_pylist()
-    authors = table.column("author").to_pylist()
-    urls = table.column("url").to_pylist()
-    new_authors: list[str | None] = []
-    new_urls: list[str | None] = []
-    for source, author, url in zip(sources, authors, urls, strict=True):
-        if not author or author.startswith("anon-"):
-            new_authors.append(author)
-            new_urls.append(url)
-            continue
-        alias = pseudonym(key, source, author)
-        new_authors.append(alias)
-        new_urls.append(_strip_handle(url, author, alias))
-    table = table.set_column(table.schema.get_field_index("author"), "author", pa.array(new_authors, pa.string()))
-    return table.set_column(table.schema.get_field_index("url"), "url", pa.array(new_urls, pa.string()))
-
-
-def _strip_handle(url: str | None, author: str, alias: str) -> str | None:
-    if not url:
-        return url
-    for form in (f"/@{author}", f"/{author}/", f"/profile/{author}/", f"/user/{author}"):
-        if form in url:
-            url = url.replace(form, form.replace(author, alias))
-    return url
-
-
-def digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 @dataclass
@@ -74,7 +38,7 @@ class ForgetResult:
     exports_missing: list[str] = field(default_factory=list)
 
 
-def _keyed_tables(con) -> list[str]:
+def _keyed_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     rows = con.execute(
         """SELECT table_name FROM information_schema.columns
            WHERE table_catalog = current_database() AND table_schema = 'main'
@@ -146,15 +110,11 @@ def forget(
 
 
 def _sources(store: Store, source: str | None) -> list[str]:
-    if source:
-        return [source]
-    return [r[0] for r in store.query("SELECT DISTINCT source FROM posts").itertuples(index=False)]
+    return [source] if source else store.sources()
 
 
 def _rewrite_without(file: Path, fmt: str, keys: list[tuple[str, str]]) -> bool:
     """Remove the given posts from an export file in place; True if the file contained any."""
-    import duckdb
-
     reader = "read_parquet(?)" if fmt == "parquet" else "read_csv(?, header = true, all_varchar = true)"
     options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER true"
     key_table = pa.table({"k_source": [k[0] for k in keys], "k_post_id": [str(k[1]) for k in keys]})
@@ -183,7 +143,7 @@ def _rewrite_without(file: Path, fmt: str, keys: list[tuple[str, str]]) -> bool:
         con.close()
 
 
-def record_export(store: Store, path: Path, kind: str, fmt: str, rows: int, filters: dict) -> None:
+def record_export(store: Store, path: Path, kind: str, fmt: str, rows: int, filters: dict[str, object]) -> None:
     """Add an export file to the index that :func:`forget` consults."""
     with store.connect() as con:
         con.execute(

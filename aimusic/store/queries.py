@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from aimusic.store.db import Store
 
 TEXT_COLUMNS = ("author", "title", "text", "url", "community")
+#: joins the items of a list column (terms, entities, arguments) in a CSV cell
+CSV_LIST_SEPARATOR = "; "
 #: a CSV cell starting with one of these is read as a formula by spreadsheets
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -29,37 +33,27 @@ class Filters:
     sources: tuple[str, ...] = ()
     langs: tuple[str, ...] = ()
     terms: tuple[str, ...] = ()
+    entities: tuple[str, ...] = ()  # posts.entities: posts mentioning any of these
     min_engagement: int = 0
     model: str | None = None
     search: str | None = None
     include_irrelevant: bool = False
 
     def where(self, alias: str = "p") -> tuple[str, list[Any]]:
-        """SQL condition (``alias`` is the posts table) and its parameters."""
-        clauses: list[str] = ["TRUE"]
-        params: list[Any] = []
-        if self.start:
-            clauses.append(f"{alias}.created_at >= ?::TIMESTAMPTZ")
-            params.append(f"{self.start.isoformat()} 00:00:00+00")
-        if self.end:
-            clauses.append(f"{alias}.created_at < ?::TIMESTAMPTZ")
-            params.append(f"{(self.end + timedelta(days=1)).isoformat()} 00:00:00+00")
-        if self.sources:
-            clauses.append(f"list_contains(?, {alias}.source)")
-            params.append(list(self.sources))
-        if self.langs:
-            clauses.append(f"list_contains(?, coalesce({alias}.lang, 'und'))")
-            params.append(list(self.langs))
-        if self.terms:
-            clauses.append(f"len(list_intersect({alias}.terms, ?)) > 0")
-            params.append(list(self.terms))
-        if self.min_engagement:
-            clauses.append(f"{engagement_sql(alias)} >= ?")
-            params.append(int(self.min_engagement))
-        if self.search:
-            clauses.append(f"contains(lower({alias}.text), lower(?))")
-            params.append(self.search)
-        return " AND ".join(clauses), params
+        """SQL condition (``alias`` is the posts table) and its parameters; unset filters are left out."""
+        p = alias
+        conditions: list[tuple[str, Any]] = [
+            (f"{p}.created_at >= ?::TIMESTAMPTZ", _midnight(self.start)),
+            (f"{p}.created_at < ?::TIMESTAMPTZ", _midnight(self.end + timedelta(days=1)) if self.end else None),
+            (f"list_contains(?, {p}.source)", list(self.sources) or None),
+            (f"list_contains(?, coalesce({p}.lang, 'und'))", list(self.langs) or None),
+            (f"len(list_intersect({p}.terms, ?)) > 0", list(self.terms) or None),
+            (f"len(list_intersect({p}.entities, ?)) > 0", list(self.entities) or None),
+            (f"{engagement_sql(p)} >= ?", int(self.min_engagement) or None),
+            (f"contains(lower({p}.text), lower(?))", self.search or None),
+        ]
+        used = [(sql, value) for sql, value in conditions if value is not None]
+        return " AND ".join(["TRUE", *(sql for sql, _ in used)]), [value for _, value in used]
 
     def cache_key(self) -> str:
         """A stable string naming these filters (for caches and URLs)."""
@@ -79,6 +73,17 @@ class Filters:
         if days is None or self.start is None:
             return None
         return dataclasses.replace(self, start=self.start - timedelta(days=days), end=self.start - timedelta(days=1))
+
+
+#: net sentiment of the scored posts in a group (``s`` is the scores table): (positive - negative) / scored
+NET_SENTIMENT = """CASE WHEN count(s.label) > 0 THEN
+    (count(*) FILTER (WHERE s.label = 'positive') - count(*) FILTER (WHERE s.label = 'negative'))
+    / count(s.label) END"""
+
+
+def _midnight(day: date | None) -> str | None:
+    """The start of a UTC day as a TIMESTAMPTZ literal."""
+    return f"{day.isoformat()} 00:00:00+00" if day else None
 
 
 def engagement_sql(alias: str = "p") -> str:
@@ -103,8 +108,44 @@ def pick_model(store: Store, requested: str | None = None) -> str | None:
     """The requested model if given, else the model with the most scores (``None`` if nothing is scored)."""
     if requested:
         return requested
-    df = store.query("SELECT model FROM scores GROUP BY model ORDER BY count(*) DESC, max(scored_at) DESC LIMIT 1")
-    return None if df.empty else str(df.iloc[0, 0])
+    counts = scores_by_model(store)
+    return counts[0][0] if counts else None
+
+
+def scores_by_model(store: Store) -> list[tuple[str, int]]:
+    """(model, scored posts) for every model, most scores first (the most recent first on a tie)."""
+    with store.connect() as con:
+        rows = con.execute(
+            "SELECT model, count(*) FROM scores GROUP BY model ORDER BY count(*) DESC, max(scored_at) DESC, model"
+        ).fetchall()
+    return [(str(m), int(n)) for m, n in rows]
+
+
+def last_runs(store: Store) -> pd.DataFrame:
+    """The latest run of every source: source, status, started_at, finished_at, the counts and a note."""
+    return store.query(
+        """SELECT source, status, started_at, finished_at, fetched, new, updated, irrelevant, skipped, scored,
+                  coalesce(error, '') AS note
+           FROM runs QUALIFY row_number() OVER (PARTITION BY source ORDER BY started_at DESC) = 1
+           ORDER BY source"""
+    )
+
+
+def new_post_sentiment(store: Store, since: datetime, model: str | None) -> pd.DataFrame:
+    """Sentiment of posts first stored at or after ``since`` (a run's new posts), per post source:
+    columns source, new, scored, negative, neutral, positive, net."""
+    return store.query(
+        f"""SELECT p.source, count(*) AS new, count(s.label) AS scored,
+                   count(*) FILTER (WHERE s.label = 'negative') AS negative,
+                   count(*) FILTER (WHERE s.label = 'neutral') AS neutral,
+                   count(*) FILTER (WHERE s.label = 'positive') AS positive,
+                   {NET_SENTIMENT} AS net
+            FROM posts p
+            LEFT JOIN scores s ON s.source = p.source AND s.post_id = p.post_id AND s.model = ?
+            WHERE p.first_seen_at >= ?
+            GROUP BY p.source ORDER BY p.source""",
+        [model, since],
+    )
 
 
 def _text_column(column: str, csv_safe: bool) -> str:
@@ -127,7 +168,7 @@ def posts_sql(filters: Filters, model: str | None, *, csv_safe: bool = False) ->
     text_cols = ", ".join(_text_column(c, csv_safe) for c in TEXT_COLUMNS)
     sql = f"""
         SELECT p.source, p.post_id, p.kind, p.parent_id, p.thread_id, p.created_at, {text_cols},
-               p.lang, p.score, p.replies, p.reposts, p.terms, p.nsfw, p.synthetic, p.fetched_at,
+               p.lang, p.score, p.replies, p.reposts, p.terms, p.relevance, p.nsfw, p.synthetic, p.fetched_at,
                s.model, s.label, s.negative, s.neutral, s.positive, s.status AS score_status,
                p.entities, pa.arguments, pa.model AS arguments_model, st.label AS stance,
                st."anti" AS stance_anti, st."neutral" AS stance_neutral, st."pro" AS stance_pro,
@@ -153,9 +194,7 @@ def daily_sql(filters: Filters, model: str | None) -> tuple[str, list[Any]]:
                count(*) FILTER (WHERE s.label = 'negative') AS negative,
                count(*) FILTER (WHERE s.label = 'neutral') AS neutral,
                count(*) FILTER (WHERE s.label = 'positive') AS positive,
-               CASE WHEN count(s.label) > 0 THEN
-                 (count(*) FILTER (WHERE s.label = 'positive') - count(*) FILTER (WHERE s.label = 'negative'))
-                 / count(s.label) END AS net_sentiment,
+               {NET_SENTIMENT} AS net_sentiment,
                ? AS model
         FROM posts p
         LEFT JOIN scores s ON s.source = p.source AND s.post_id = p.post_id AND s.model = ?
@@ -165,8 +204,21 @@ def daily_sql(filters: Filters, model: str | None) -> tuple[str, list[Any]]:
     return sql, [model, model, *params]
 
 
+#: adds columns to the daily aggregates before they are written: (connection, model, database path); the
+#: table is ``_export`` (e.g. :func:`aimusic.debate.correction.add_adjusted_daily`, passed by the callers,
+#: so the store does not import the debate layer)
+DailyAdjuster = Callable[[duckdb.DuckDBPyConnection, str, Path], object]
+
+
 def export(
-    store: Store, what: str, out: Path, *, filters: Filters = Filters(), fmt: str = "csv", raw: bool = False
+    store: Store,
+    what: str,
+    out: Path,
+    *,
+    filters: Filters = Filters(),
+    fmt: str = "csv",
+    raw: bool = False,
+    adjust_daily: DailyAdjuster | None = None,
 ) -> int:
     """Write ``posts`` or ``daily`` to ``out`` with DuckDB's COPY; return the number of rows written."""
     if what not in ("posts", "daily"):
@@ -183,6 +235,18 @@ def export(
     options = "FORMAT csv, HEADER true" if fmt == "csv" else "FORMAT parquet"
     with store.connect() as con:
         con.execute(f"CREATE TEMP TABLE _export AS {sql}", params)
+        if what == "daily" and model and adjust_daily:  # e.g. shares adjusted by the user's labels
+            adjust_daily(con, model, store.path)
         rows = con.execute("SELECT count(*) FROM _export").fetchone()[0]
-        con.execute(f"COPY _export TO '{target}' ({options})")
+        con.execute(f"COPY ({_export_select(con, fmt)}) TO '{target}' ({options})")
     return int(rows)
+
+
+def _export_select(con: Any, fmt: str) -> str:
+    """What COPY writes: the rows as they are, except that in CSV a list column becomes text joined with
+    :data:`CSV_LIST_SEPARATOR` (a cell holds text; Parquet keeps lists)."""
+    lists = [name for name, kind, *_ in con.execute("DESCRIBE _export").fetchall() if str(kind).endswith("[]")]
+    if fmt != "csv" or not lists:
+        return "SELECT * FROM _export"
+    joined = ", ".join(f'array_to_string("{c}", \'{CSV_LIST_SEPARATOR}\') AS "{c}"' for c in lists)
+    return f"SELECT * REPLACE ({joined}) FROM _export"

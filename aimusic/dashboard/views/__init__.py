@@ -9,13 +9,14 @@ Adding a view takes one module and one line:
        def render(ctx: ViewContext) -> None: ...
 
    ``ctx`` (:class:`aimusic.dashboard.context.ViewContext`) carries the shared filters (``ctx.filters``, a
-   :class:`aimusic.store.queries.Filters`), the model, the time bucket and the entity map, and gives cached access to
-   the queries: ``ctx.facts("fn", ...)`` calls ``aimusic.dashboard.data.fn(facts_cursor, ...)`` over the
-   in-memory facts copy, ``ctx.file("fn", ...)`` calls ``aimusic.dashboard.data.fn(read_only_connection, ...)``
-   on the database file; both are cached by data version and arguments. Put new SQL in
-   ``aimusic/dashboard/data.py`` (or a module of your own without Streamlit) so it can be tested and
-   benchmarked alone; use :mod:`aimusic.dashboard.charts` and :mod:`aimusic.dashboard.widgets` for charts,
-   CSV downloads and messages.
+   :class:`aimusic.store.queries.Filters`), the model and the time bucket, and runs the store's named queries
+   with caching by data version and arguments: ``ctx.facts(q.totals, ctx.filters)`` calls
+   ``aimusic.store.dashboard_queries.totals(facts_cursor, filters)`` over the in-memory facts copy,
+   ``ctx.file(fn, ...)`` calls ``fn(read_only_connection, ...)`` on the database file, ``ctx.posts(fn, ...)``
+   calls a posts query of :mod:`aimusic.store.dashboard_posts` with both. The dashboard imports no database
+   driver: put new SQL in a named function of ``aimusic/store/dashboard_queries.py`` (no Streamlit there, so
+   it can be tested and benchmarked alone); use :mod:`aimusic.dashboard.charts` and
+   :mod:`aimusic.dashboard.widgets` for charts, CSV downloads and messages.
 2. Add ``"<name>": "aimusic.dashboard.views.<name>"`` to :data:`VIEWS` below.
 """
 
@@ -34,6 +35,7 @@ VIEWS: dict[str, str] = {
     "events": "aimusic.dashboard.views.events",
     "runs": "aimusic.dashboard.views.runs",
     "alerts": "aimusic.dashboard.views.alerts",
+    "label": "aimusic.dashboard.views.label",
 }
 
 

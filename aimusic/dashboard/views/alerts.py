@@ -3,15 +3,13 @@ each. Listed for the sidebar's date window; they do not depend on the other filt
 
 from __future__ import annotations
 
-from datetime import date
-
 import pandas as pd
 import streamlit as st
 
 from aimusic.dashboard.context import ViewContext
-from aimusic.dashboard.db import read_connection
 from aimusic.dashboard.widgets import download_frame
-from aimusic.ops.alerts import alerts_frame, scope_label
+from aimusic.ops.alerts import scope_label
+from aimusic.store.alerts import alerts_frame
 
 TITLE = "Alerts"
 NEEDS_POSTS = False
@@ -38,17 +36,11 @@ POST_COLUMNS = {
 }
 
 
-@st.cache_data(ttl=30, max_entries=64, show_spinner=False)
-def _alerts(db: str, version_key: str, start: date | None, end: date | None, kinds: tuple[str, ...]) -> pd.DataFrame:
-    with read_connection(db) as con:
-        return alerts_frame(con, start=start, end=end, kinds=kinds, limit=2000)
-
-
 def render(ctx: ViewContext) -> None:
     f = ctx.filters
     picked = st.pills("Kind", list(KINDS), format_func=KINDS.get, selection_mode="multi", default=list(KINDS),
                       key="alert-kinds")
-    df = _alerts(ctx.path, ctx.version.key(), f.start, f.end, tuple(picked or ()))
+    df = ctx.file(alerts_frame, start=f.start, end=f.end, kinds=tuple(picked or ()), limit=2000)
     st.caption(
         f"Alerts for {ctx.window_text()}. A run raises a volume spike when the last 24 h hold far more posts than "
         "the same hours of the same weekday in past weeks, and a sentiment shift when net sentiment leaves its "

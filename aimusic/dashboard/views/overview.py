@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from aimusic.dashboard import charts
+from aimusic.dashboard.accuracy import adjusted_mix
 from aimusic.dashboard.context import ViewContext
-from aimusic.dashboard.data import MIN_SCORED
 from aimusic.dashboard.widgets import (
     chart,
     download_frame,
@@ -18,8 +18,13 @@ from aimusic.dashboard.widgets import (
     pct_change,
     unscored_notice,
 )
+from aimusic.store import dashboard_queries as q
+from aimusic.store.dashboard_queries import MIN_SCORED, ROLLING_DAYS
 
 TITLE = "Overview"
+#: the Overview's sentiment lines over daily buckets (bound to the URL as ``smooth``): the rolling mean or none
+ROLLING, DAILY = f"{ROLLING_DAYS}-day mean", "daily only"
+EVERY = {"day": "daily", "week": "weekly"}
 
 
 def _headline(ctx: ViewContext, totals: pd.DataFrame) -> pd.Series:
@@ -55,7 +60,7 @@ def _headline(ctx: ViewContext, totals: pd.DataFrame) -> pd.Series:
 
 
 def render(ctx: ViewContext) -> None:
-    totals = ctx.facts("totals", ctx.filters)
+    totals = ctx.facts(q.totals, ctx.filters)
     cur = totals[totals["window"] == "current"].iloc[0]
     if not cur["posts"]:
         no_posts_in_filters()
@@ -65,43 +70,74 @@ def render(ctx: ViewContext) -> None:
     download_frame(totals, ctx, "headline", "Headline figures (CSV)")
 
     bucket = ctx.bucket
-    series = ctx.facts("series", ctx.filters, bucket)
+    series = ctx.facts(q.series, ctx.filters, bucket)
     events = ctx.events()
     by_source = series[series["source"].notna()]
     overall = series[series["source"].isna()].drop(columns=["source"])
 
     st.subheader(f"Volume by source, {charts.per_bucket(bucket)}")
     chart(charts.volume_chart(by_source, bucket, events))
+    st.caption(f"Dashed rules: timeline events ({len(events)} in the window; hover the triangles).")
     download_frame(by_source[["bucket", "source", "posts"]], ctx, "volume")
 
     if not unscored_notice(ctx):
-        st.subheader("Net sentiment")
-        thin = int((~overall["enough"]).sum())
-        if overall["enough"].any():
-            chart(charts.net_chart(overall, bucket, events))
-        else:
-            st.info(f"Too few scored posts for a reliable line: every {bucket} has fewer than {MIN_SCORED}. "
-                    "Widen the window, switch to weekly buckets or relax the filters.")
-            chart(charts.net_chart(overall, bucket, events))
-        st.caption(
-            f"Line and band: net sentiment and its 95% interval (Newcombe's score interval for a difference of "
-            f"two proportions). {thin} {bucket}(s) with fewer than {MIN_SCORED} scored posts are grey dots, left "
-            "out of the line. Dashed rules: timeline events (hover the triangles)."
-        )
-        download_frame(
-            overall[["bucket", "posts", "scored", "negative", "neutral", "positive", "net", "net_low", "net_high",
-                     "enough"]],
-            ctx, "net-sentiment",
-        )
-        st.subheader("Sentiment mix")
-        scored = overall[overall["scored"] > 0]
-        chart(charts.share_chart(scored, bucket, events))
-        download_frame(
-            scored[["bucket", "scored", "negative", "neutral", "positive", "share_negative", "share_neutral",
-                    "share_positive"]],
-            ctx, "sentiment-mix",
-        )
+        _sentiment(ctx, overall, bucket, events)
     _events_section(ctx)
+
+
+def _smoothing(bucket: str) -> bool:
+    """Whether to draw the rolling mean (the default over daily buckets; the reader may switch it off)."""
+    if bucket != "day":
+        return False
+    picked = st.segmented_control(
+        "Sentiment lines", [ROLLING, DAILY], default=ROLLING, required=True, key="smooth", bind="query-params",
+        help=f"Daily figures are noisy: the {ROLLING_DAYS}-day mean pools each day's scored posts with those of the "
+             f"{ROLLING_DAYS - 1} days before it, and is drawn over the daily values.",
+    )
+    return picked != DAILY
+
+
+def _sentiment(ctx: ViewContext, overall: pd.DataFrame, bucket: str, events: pd.DataFrame) -> None:
+    st.subheader("Net sentiment")
+    rolling = ctx.facts(q.sentiment_rolling, ctx.filters, ROLLING_DAYS) if _smoothing(bucket) else None
+    thin = int((~overall["enough"]).sum())
+    if not overall["enough"].any() and (rolling is None or not rolling["enough"].any()):
+        st.info(f"Too few scored posts for a reliable line: every {bucket} has fewer than {MIN_SCORED}. "
+                "Widen the window, switch to weekly buckets or relax the filters.")
+    chart(charts.net_chart(overall, bucket, events, rolling))
+    if rolling is not None:
+        st.caption(
+            f"**Shown: the {ROLLING_DAYS}-day rolling mean** (line and band: net sentiment of the scored posts of "
+            f"each day and the {ROLLING_DAYS - 1} days before it, with its 95% interval) over the daily values "
+            f"(dots; {thin} day(s) with fewer than {MIN_SCORED} scored posts in grey). Dashed rules: timeline "
+            "events. Net sentiment = positive share - negative share."
+        )
+    else:
+        st.caption(
+            f"**Shown: {EVERY.get(bucket, bucket)} values.** Line and band: net sentiment and its 95% interval "
+            f"(Newcombe's score interval for a difference of two proportions). {thin} {bucket}(s) with fewer than "
+            f"{MIN_SCORED} scored posts are grey dots, left out of the line. Dashed rules: timeline events (hover "
+            "the triangles)."
+        )
+    columns = ["bucket", "posts", "scored", "negative", "neutral", "positive", "net", "net_low", "net_high", "enough"]
+    download_frame(overall[columns], ctx, "net-sentiment")
+    if rolling is not None:
+        download_frame(rolling[["bucket", "days_pooled", *columns[1:]]], ctx, "net-sentiment-rolling",
+                       f"{ROLLING_DAYS}-day means (CSV)")
+
+    st.subheader("Sentiment mix")
+    mix = rolling if rolling is not None else overall
+    scored = mix[mix["scored"] > 0]
+    if not adjusted_mix(ctx, "sentiment", ctx.model, scored, bucket, events):  # issue 13: corrected for errors
+        chart(charts.share_chart(scored, bucket, events, rolling=rolling is not None))
+    every = EVERY.get(bucket, bucket)
+    st.caption(f"**Shown: {ROLLING_DAYS}-day rolling shares** (each day pools the scored posts of the "
+               f"{ROLLING_DAYS} days ending on it)." if rolling is not None else f"**Shown: {every} shares.**")
+    download_frame(
+        scored[["bucket", "scored", "negative", "neutral", "positive", "share_negative", "share_neutral",
+                "share_positive"]],
+        ctx, "sentiment-mix",
+    )
 
 
 def _events_section(ctx: ViewContext) -> None:

@@ -10,44 +10,44 @@ from aimusic.dashboard import charts
 from aimusic.dashboard.charts import SENTIMENT_COLORS
 from aimusic.dashboard.context import ViewContext
 from aimusic.dashboard.widgets import chart, download_frame, no_posts_in_filters
+from aimusic.store import dashboard_queries as q
 
 TITLE = "Voices"
 TOP = 20
 RANKS = {"most active": "posts", "most engaged": "engagement"}
 
+SHARE = {"format": "percent", "min_value": 0, "max_value": 1, "width": 105}
+#: fits the page; the CSV download keeps every column (neutral share, scored posts)
 COLUMNS = {
-    "source": st.column_config.TextColumn("Source"),
-    "author": st.column_config.TextColumn("Author"),
-    "community": st.column_config.TextColumn("Community"),
-    "posts": st.column_config.NumberColumn("Posts", format="localized"),
-    "authors": st.column_config.NumberColumn("Authors", format="localized"),
-    "engagement": st.column_config.NumberColumn("Engagement", format="localized"),
-    "net": st.column_config.NumberColumn("Net sentiment", format="%+.2f"),
-    "share_negative": st.column_config.ProgressColumn("Negative", format="percent", min_value=0, max_value=1,
-                                                      color=SENTIMENT_COLORS["negative"]),
-    "share_neutral": st.column_config.ProgressColumn("Neutral", format="percent", min_value=0, max_value=1,
-                                                     color="#8C8C8C"),
-    "share_positive": st.column_config.ProgressColumn("Positive", format="percent", min_value=0, max_value=1,
-                                                      color=SENTIMENT_COLORS["positive"]),
-    "scored": st.column_config.NumberColumn("Scored", format="localized"),
+    "source": st.column_config.TextColumn("Source", width=85),
+    "author": st.column_config.TextColumn("Author", width=150, pinned=True),
+    "community": st.column_config.TextColumn("Community", width=170, pinned=True),
+    "posts": st.column_config.NumberColumn("Posts", format="localized", width=65),
+    "authors": st.column_config.NumberColumn("Authors", format="localized", width=70),
+    "engagement": st.column_config.NumberColumn("Engagement", format="localized", width=90),
+    "net": st.column_config.NumberColumn("Net sentiment", format="%+.2f", width=95),
+    "share_negative": st.column_config.ProgressColumn("Negative", color=SENTIMENT_COLORS["negative"], **SHARE),
+    "share_positive": st.column_config.ProgressColumn("Positive", color=SENTIMENT_COLORS["positive"], **SHARE),
 }
+CSV_EXTRA = ["share_neutral", "scored", "negative", "neutral", "positive"]
 
 
 def _voices(ctx: ViewContext, by: str, order: str) -> None:
-    df: pd.DataFrame = ctx.facts("voices", ctx.filters, by, order, TOP)
+    df: pd.DataFrame = ctx.facts(q.voices, ctx.filters, by, order, TOP)
     if df.empty:
         st.caption(f"No {by} information in the posts under these filters.")
         return
     shown = df[[c for c in COLUMNS if c in df.columns]]
     st.dataframe(shown, hide_index=True, width="stretch", column_config=COLUMNS)
-    download_frame(shown, ctx, f"voices-{by}-{order}")
+    download_frame(df[[*shown.columns, *CSV_EXTRA]], ctx, f"voices-{by}-{order}")
     if ctx.model is not None and df["scored"].sum():
         labelled = df.assign(who=df[by].astype(str) + " (" + df["source"] + ")")
+        st.markdown(f"**Sentiment mix of each {by}**, in the table's order")
         chart(charts.mix_bars(labelled, "who", by.capitalize()))
 
 
 def render(ctx: ViewContext) -> None:
-    totals = ctx.facts("totals", ctx.filters)
+    totals = ctx.facts(q.totals, ctx.filters)
     if not totals[totals["window"] == "current"]["posts"].sum():
         no_posts_in_filters()
         return

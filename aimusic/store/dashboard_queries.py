@@ -1,14 +1,17 @@
-"""The dashboard's queries: filters in, small DataFrames out. No Streamlit here (tests and benchmarks call these).
+"""The dashboard's named queries: filters in, small DataFrames out. No Streamlit here (tests and benchmarks call
+these directly); the dashboard imports no database driver and reaches the data only through functions of this
+module, :mod:`aimusic.store.dashboard_posts` and :mod:`aimusic.store.debate_queries`.
 
 Two kinds of functions:
 
-* ``facts``-based (first argument ``fcon``, a cursor of :class:`aimusic.dashboard.facts.Facts`): the aggregates
-  of Overview, Compare and Voices. They never join ``scores`` again: the facts copy carries each post's label.
-* file-based (first argument ``con``, a read-only connection to the database file): posts with their text,
-  runs, events, the options offered by the filters, and the data version.
+* ``facts``-based (first argument ``fcon``, a cursor of :class:`aimusic.store.dashboard_facts.Facts`): the
+  aggregates of Overview, Compare and Voices. They never join ``scores`` again: the facts copy carries each
+  post's label and its stored ``entities``.
+* file-based (first argument ``con``, a read-only connection to the database file): runs, events, the options
+  offered by the filters.
 
-Every user value reaches DuckDB as a bound parameter; the few pieces of SQL text that vary (time bucket, sort
-order, grouping column) are chosen from fixed tables here, never taken from input.
+Every user value reaches DuckDB as a bound parameter; the few pieces of SQL text that vary (time bucket,
+grouping column, ordering) are chosen from fixed tables here, never taken from input.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from aimusic.dashboard.entities import entity_rows_sql
-from aimusic.dashboard.stats import net_interval, net_sentiment
-from aimusic.store.queries import Filters, engagement_sql
+from aimusic.core.stats import net_interval, net_sentiment
+from aimusic.store.dashboard_facts import NotAnAimusicDatabase
+from aimusic.store.queries import Filters
 
 #: buckets with fewer scored posts than this are greyed out and left out of the net-sentiment line
 MIN_SCORED = 20
+#: the rolling mean drawn over daily points: each day pools the scored posts of the days ending on it
+ROLLING_DAYS = 7
 
 EPOCH = date(1970, 1, 1)
 
@@ -44,21 +49,12 @@ SENTIMENT_COUNTS = """
     count(*) FILTER (WHERE {a}.label = 'neutral') AS neutral,
     count(*) FILTER (WHERE {a}.label = 'positive') AS positive"""
 
-#: Posts view orderings (label -> SQL over the posts table ``p`` and scores ``s``; needs_scores)
-POST_SORTS: dict[str, tuple[str, bool]] = {
-    "newest": ("p.created_at DESC, p.source, p.post_id", False),
-    "oldest": ("p.created_at ASC, p.source, p.post_id", False),
-    "most engaged": (f"({engagement_sql('p')}) DESC, p.created_at DESC, p.source, p.post_id", False),
-    "most negative": ("s.negative DESC NULLS LAST, p.created_at DESC, p.source, p.post_id", True),
-    "most positive": ("s.positive DESC NULLS LAST, p.created_at DESC, p.source, p.post_id", True),
-}
-
 
 def day_number(day: date) -> int:
     return (day - EPOCH).days
 
 
-def _with_sentiment(df: pd.DataFrame) -> pd.DataFrame:
+def with_sentiment(df: pd.DataFrame) -> pd.DataFrame:
     """Add net sentiment, its 95% interval, the label shares and ``enough`` (scored >= MIN_SCORED)."""
     if df.empty:
         for col in ("net", "net_low", "net_high", "share_negative", "share_neutral", "share_positive"):
@@ -82,15 +78,23 @@ def _bucket_dates(df: pd.DataFrame, column: str = "bucket") -> pd.DataFrame:
     return df
 
 
-# --- version and options (file) ------------------------------------------------------------------------------
+# --- options (file) ------------------------------------------------------------------------------------------
 def db_info(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """What the filters offer and what the page must say (demo data, empty, unscored). Two scans of posts."""
-    first, last, posts, synthetic = con.execute(
-        "SELECT min(created_at), max(created_at), count(*), coalesce(bool_or(synthetic), false) FROM posts"
-    ).fetchall()[0]
+    """What the filters offer and what the page must say (demo data, empty, unscored, untagged entities)."""
+    try:
+        first, last, posts, synthetic, untagged = con.execute(
+            """SELECT min(created_at), max(created_at), count(*), coalesce(bool_or(synthetic), false),
+                      count(*) FILTER (WHERE entities_key IS NULL) FROM posts"""
+        ).fetchall()[0]
+    except duckdb.CatalogException as exc:
+        raise NotAnAimusicDatabase(str(exc).splitlines()[0]) from None
     mix = con.execute(
         "SELECT source, coalesce(lang, 'und') AS lang, count(*) AS n FROM posts GROUP BY ALL"
     ).df()
+    entities = con.execute(
+        """SELECT entity, count(*) AS n FROM (SELECT unnest(entities) AS entity FROM posts)
+           GROUP BY entity ORDER BY n DESC, entity"""
+    ).fetchall()
     models = con.execute(
         "SELECT model, count(*) FROM scores GROUP BY model ORDER BY count(*) DESC, max(scored_at) DESC"
     ).fetchall()
@@ -111,6 +115,8 @@ def db_info(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "contains_demo": str(meta.get("contains_demo", "")).lower() in ("true", "1", "yes"),
         "sources": by_count("source"),
         "langs": by_count("lang"),
+        "entities": [e for e, _ in entities],
+        "untagged": int(untagged),
         "models": [m for m, _ in models],
         "model_counts": dict(models),
         "runs": int(runs),
@@ -143,7 +149,7 @@ def totals(fcon: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
     df = pd.concat([r for r in rows if not r.empty], ignore_index=True)
     df = df.astype({c: "int64" for c in ("authors", "posts", "scored", "negative", "neutral", "positive")})
     df["engagement"] = df["engagement"].fillna(0).astype("int64")
-    return _with_sentiment(df).sort_values("window").reset_index(drop=True)
+    return with_sentiment(df).sort_values("window").reset_index(drop=True)
 
 
 def series(fcon: duckdb.DuckDBPyConnection, filters: Filters, bucket: str = "day") -> pd.DataFrame:
@@ -157,16 +163,47 @@ def series(fcon: duckdb.DuckDBPyConnection, filters: Filters, bucket: str = "day
         GROUP BY GROUPING SETS ((bucket, f.source), (bucket))
         ORDER BY bucket, f.source NULLS FIRST"""
     df = fcon.execute(sql, params).df()
-    return _with_sentiment(_bucket_dates(df))
+    return with_sentiment(_bucket_dates(df))
+
+
+def sentiment_rolling(fcon: duckdb.DuckDBPyConnection, filters: Filters, days: int = ROLLING_DAYS) -> pd.DataFrame:
+    """The rolling ``days``-day figure for each day of the window that has posts (all sources together): the
+    label counts of that day and the ``days - 1`` days before it, pooled (so each day weighs by its posts),
+    then net sentiment with its interval, shares and ``enough`` as in :func:`series`. The first days of the
+    window pool days before it, so the line starts where the window starts.
+    Columns: bucket, days_pooled, scored, negative, neutral, positive, net, net_low, net_high, share_*, enough."""
+    days = max(int(days), 1)
+    span = dataclasses.replace(filters, start=filters.start - timedelta(days=days - 1)) if filters.start else filters
+    where, params = span.where("f")
+    first = day_number(filters.start) if filters.start else -(10**9)
+    sql = f"""
+        WITH d AS (
+            SELECT f.day AS day, {SENTIMENT_COUNTS.format(a="f")} FROM facts f WHERE {where} GROUP BY f.day),
+        r AS (
+            SELECT day, count(*) OVER w AS days_pooled, sum(posts) OVER w AS posts, sum(scored) OVER w AS scored,
+                   sum(negative) OVER w AS negative, sum(neutral) OVER w AS neutral, sum(positive) OVER w AS positive
+            FROM d WINDOW w AS (ORDER BY day RANGE BETWEEN {days - 1} PRECEDING AND CURRENT ROW))
+        SELECT day AS bucket, days_pooled, posts, scored, negative, neutral, positive
+        FROM r WHERE day >= ? ORDER BY day"""
+    df = fcon.execute(sql, [*params, first]).df()
+    counts = ["days_pooled", "posts", "scored", "negative", "neutral", "positive"]
+    df = df.astype({c: "int64" for c in counts})
+    return with_sentiment(_bucket_dates(df))
 
 
 # --- Compare (facts) -----------------------------------------------------------------------------------------
 def _grouped_base(filters: Filters, by: str) -> tuple[str, list[Any]]:
+    """One row per (filtered post, group): a post counts once per platform, once per entity it mentions. With
+    an entity filter, only the selected entities are groups (a post about Suno and Udio is not an Udio row when
+    the filter says Suno)."""
     where, params = filters.where("f")
     if by == "source":
         return f"SELECT f.*, f.source AS grp FROM facts f WHERE {where}", params
     if by == "entity":
-        return entity_rows_sql(where, params, "f")
+        base = f"SELECT f.*, unnest(f.entities) AS grp FROM facts f WHERE {where}"
+        if filters.entities:
+            return f"SELECT * FROM ({base}) WHERE list_contains(?, grp)", [*params, list(filters.entities)]
+        return base, params
     raise ValueError(f"unknown grouping {by!r}")
 
 
@@ -190,7 +227,7 @@ def compare(fcon: duckdb.DuckDBPyConnection, filters: Filters, by: str) -> pd.Da
     prev_cols = ["prev_posts", "prev_scored", "prev_negative", "prev_positive"]
     df[prev_cols] = df[prev_cols].fillna(0)
     df = df.astype({c: "int64" for c in [*counts, *prev_cols]})
-    df = _with_sentiment(df.sort_values(["posts", "group"], ascending=[False, True]).reset_index(drop=True))
+    df = with_sentiment(df.sort_values(["posts", "group"], ascending=[False, True]).reset_index(drop=True))
     with np.errstate(divide="ignore", invalid="ignore"):
         df["prev_net"] = net_sentiment(df["prev_positive"], df["prev_negative"], df["prev_scored"])
         prev_posts = df["prev_posts"].to_numpy(dtype=float)
@@ -211,7 +248,7 @@ def compare_series(fcon: duckdb.DuckDBPyConnection, filters: Filters, by: str, b
         WITH b AS ({base})
         SELECT {expr} AS bucket, b.grp AS "group", {SENTIMENT_COUNTS.format(a="b")}
         FROM b GROUP BY ALL ORDER BY bucket, "group" """
-    return _with_sentiment(_bucket_dates(fcon.execute(sql, params).df()))
+    return with_sentiment(_bucket_dates(fcon.execute(sql, params).df()))
 
 
 # --- Voices (facts) ------------------------------------------------------------------------------------------
@@ -233,121 +270,7 @@ def voices(
     df = fcon.execute(sql, [*params, int(limit)]).df()
     if by == "author":
         df = df.drop(columns=["authors"])
-    return _with_sentiment(df)
-
-
-# --- Posts (file, with labels from the facts copy) -----------------------------------------------------------
-_POST_FIELDS = f"""
-    p.created_at, p.source, p.kind, p.author, p.community,
-    CASE WHEN p.title IS NOT NULL AND NOT starts_with(p.text, p.title) THEN p.title || ' - ' || p.text
-         ELSE p.text END AS text,
-    {engagement_sql('p')} AS engagement, p.score, p.replies, p.reposts, p.lang,
-    CASE WHEN regexp_matches(p.url, '^https?://') THEN p.url END AS url, p.post_id"""
-#: the posts columns the table reads (naming them keeps a top-N cheap: no other column is read)
-_POST_SOURCE_COLUMNS = (
-    "created_at, source, post_id, kind, author, community, title, text, score, replies, reposts, lang, url"
-)
-POST_TABLE_COLUMNS = [
-    "created_at", "source", "kind", "author", "community", "text", "sentiment", "confidence", "engagement", "score",
-    "replies", "reposts", "lang", "url", "post_id",
-]
-
-
-def posts_count(con: duckdb.DuckDBPyConnection, filters: Filters) -> int:
-    where, params = filters.where("p")
-    return int(con.execute(f"SELECT count(*) FROM posts p WHERE {where}", params).fetchall()[0][0])
-
-
-def _labels(
-    page: pd.DataFrame, model: str | None, con: duckdb.DuckDBPyConnection, fcon: duckdb.DuckDBPyConnection | None
-) -> pd.DataFrame:
-    """Add ``sentiment`` and ``confidence`` (the label's probability) to a page of posts, keeping its order:
-    from the facts copy when given, else from the file's scores (pre-filtered on the page's ids)."""
-    if page.empty:
-        out = page.assign(sentiment=pd.Series(dtype=object), confidence=pd.Series(dtype=float))
-        return out[POST_TABLE_COLUMNS]
-    ids = page["post_id"].tolist()
-    if fcon is not None:
-        labels = fcon.execute(
-            """SELECT source, post_id, label AS sentiment, greatest(negative, neutral, positive) AS confidence
-               FROM facts WHERE list_contains(?, post_id)""", [ids]
-        ).df()
-    else:
-        labels = con.execute(
-            """SELECT source, post_id, label AS sentiment, greatest(negative, neutral, positive) AS confidence
-               FROM scores WHERE model = ? AND list_contains(?, post_id)""", [model, ids]
-        ).df()
-    out = page.merge(labels, on=["source", "post_id"], how="left", validate="one_to_one")
-    return out[POST_TABLE_COLUMNS]
-
-
-def posts_page(
-    con: duckdb.DuckDBPyConnection,
-    filters: Filters,
-    model: str | None,
-    sort: str = "newest",
-    limit: int = 500,
-    fcon: duckdb.DuckDBPyConnection | None = None,
-) -> pd.DataFrame:
-    """Up to ``limit`` posts matching ``filters`` (text search included) in the order ``sort`` names, with the
-    model's label and its probability.
-
-    The file's posts are cut to the page before anything else is read, and labels come from the facts copy
-    (``fcon``) when given; orderings by sentiment pick the posts in the facts copy when there is no text
-    search. So the file's posts and scores are never joined in full."""
-    order, needs_scores = POST_SORTS[sort]
-    where, params = filters.where("p")
-    if needs_scores and fcon is not None and not filters.search:
-        column = "negative" if sort == "most negative" else "positive"
-        fwhere, fparams = filters.where("f")
-        keys = fcon.execute(
-            f"""SELECT f.source, f.post_id FROM facts f WHERE {fwhere}
-                ORDER BY f.{column} DESC NULLS LAST, f.created_at DESC, f.source, f.post_id LIMIT ?""",
-            [*fparams, int(limit)],
-        ).fetchall()
-        return posts_by_keys(con, [(str(a), str(b)) for a, b in keys], model, fcon)
-    if needs_scores:  # a text search ordered by sentiment: join the (searched, so fewer) posts with scores
-        sql = f"""
-            SELECT {_POST_FIELDS}, s.label AS sentiment, greatest(s.negative, s.neutral, s.positive) AS confidence
-            FROM posts p
-            LEFT JOIN scores s ON s.source = p.source AND s.post_id = p.post_id AND s.model = ?
-            WHERE {where} ORDER BY {order} LIMIT ?"""
-        return con.execute(sql, [model, *params, int(limit)]).df()[POST_TABLE_COLUMNS]
-    sql = f"""
-        WITH p AS (SELECT {_POST_SOURCE_COLUMNS} FROM posts p WHERE {where} ORDER BY {order} LIMIT ?)
-        SELECT {_POST_FIELDS} FROM p ORDER BY {order}"""
-    return _labels(con.execute(sql, [*params, int(limit)]).df(), model, con, fcon)
-
-
-def top_keys(
-    fcon: duckdb.DuckDBPyConnection, filters: Filters, label: str, limit: int = 10
-) -> list[tuple[str, str]]:
-    """Keys of the most engaged posts with sentiment ``label`` in the window (from the facts copy)."""
-    where, params = filters.where("f")
-    rows = fcon.execute(
-        f"""SELECT f.source, f.post_id FROM facts f WHERE {where} AND f.label = ?
-            ORDER BY f.engagement DESC, f.created_at DESC, f.source, f.post_id LIMIT ?""",
-        [*params, label, int(limit)],
-    ).fetchall()
-    return [(str(s), str(p)) for s, p in rows]
-
-
-def posts_by_keys(
-    con: duckdb.DuckDBPyConnection,
-    keys: Sequence[tuple[str, str]],
-    model: str | None,
-    fcon: duckdb.DuckDBPyConnection | None = None,
-) -> pd.DataFrame:
-    """The posts with these (source, post_id) keys, in the given order, with their labels."""
-    ids = [k[1] for k in keys]
-    sql = f"""
-        WITH k AS (SELECT unnest(?::VARCHAR[]) AS source, unnest(?::VARCHAR[]) AS post_id,
-                          unnest(range(1, ?::BIGINT + 1)) AS rank)
-        SELECT {_POST_FIELDS} FROM k
-        JOIN (SELECT {_POST_SOURCE_COLUMNS} FROM posts WHERE list_contains(?, post_id)) p USING (source, post_id)
-        ORDER BY k.rank"""
-    page = con.execute(sql, [[k[0] for k in keys], ids, len(keys), ids]).df()
-    return _labels(page, model, con, fcon)
+    return with_sentiment(df)
 
 
 # --- Runs (file) ---------------------------------------------------------------------------------------------

@@ -1,52 +1,61 @@
-"""An in-memory, incrementally refreshed copy of what the dashboard's aggregates read.
+"""The dashboard's way into the database: short read-only connections, its one write, the data version, and an
+in-memory, incrementally refreshed copy of what its aggregates read (the *facts*). No Streamlit here.
 
-Why: every chart needs each post's sentiment label, i.e. a join of ``posts`` with ``scores`` on
+Connections:
+
+* :func:`read_connection`: a short-lived read-only connection through :class:`aimusic.store.db.Store`, which waits
+  (with backoff, up to 30 s) while a monitoring run holds the file. Inside one process DuckDB also refuses a
+  read-only connection while a read-write one is open (and vice versa); the dashboard's own event writes can
+  cause that, so it is retried too.
+* :func:`add_event`: the dashboard's only write, a read-write connection held for one INSERT.
+
+The facts copy. Every chart needs each post's sentiment label, i.e. a join of ``posts`` with ``scores`` on
 (source, post_id, model). Over a million posts that join alone costs 150-300 ms on a 2-core machine, for every
 chart and every filter change. The dashboard therefore keeps, per (database file, model), one in-memory DuckDB
-table ``facts`` with one row per post: the columns the filters and aggregates use (no text) and the model's
-label. Aggregates over it take a few milliseconds to a few tens of milliseconds.
-
-Correct and incremental:
+table ``facts`` with one row per post: the columns the filters and aggregates use (no text), the post's stored
+``entities`` (the one definition of which entities a post mentions: ``posts.entities``, tagged from
+``[[entities]]`` in topics.toml by :mod:`aimusic.debate.signals`) and the model's label. Aggregates over it take
+a few milliseconds to a few tens of milliseconds. It is correct and incremental:
 
 * The copy is tied to a :class:`DataVersion` (one cheap query on the file). When the version changes, only
   posts with ``updated_at`` after the last high-water mark and scores with ``scored_at`` after theirs are read
-  again and upserted into the copy. The file is read through a short-lived read-only connection, and while
-  it is open no writer can change the file, so each refresh reads one consistent state. Writers are
-  serialised (DuckDB's file lock across processes, the Store's lock inside one) and stamp rows with their
-  transaction's start time, so a row committed after a refresh carries a later stamp than the mark.
+  again and upserted into the copy. While the short read-only connection is open no writer can change the file,
+  so each refresh reads one consistent state. Writers stamp rows with their transaction's start time, so a row
+  committed after a refresh carries a later stamp than the mark.
 * After each incremental refresh the copy checks itself against the file (post count, posts per label); any
   difference (rows deleted by hand, a clock that went backwards) triggers a full rebuild.
 
-Entities: each row also carries ``entities``, the tracked entities the post mentions, computed once when rows
-are loaded from the :class:`~aimusic.dashboard.entities.EntityMap` the copy was built for (see that module for
-how a post is matched to an entity, and the one place to change when posts get a real entities column).
-
 Thread-safe: Streamlit serves sessions on threads; :meth:`Facts.sync` takes a lock, queries go through
-:meth:`Facts.cursor` (one DuckDB cursor each). No Streamlit here.
+:meth:`Facts.cursor` (one DuckDB cursor each).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from aimusic.dashboard.db import read_connection
-from aimusic.dashboard.entities import EntityMap, entity_params, with_entities_sql
+from aimusic.store.db import Store, StoreError
 
 log = logging.getLogger(__name__)
 
+IN_PROCESS_WAIT = 15.0  # seconds to wait for this process's own other-mode connection to close
+
 #: the columns of ``facts`` (``lang`` is never NULL: 'und' when unknown; ``day`` counts days since 1970-01-01 UTC;
 #: ``author_h`` is the author's 64-bit hash, which counts distinct authors at half the cost of the strings: a
-#: collision among a million authors has a probability around 1e-8)
+#: collision among a million authors has a probability around 1e-8; ``entities`` is never NULL)
 FACT_COLUMNS = (
     "source", "post_id", "created_at", "day", "author", "author_h", "community", "lang", "score", "replies", "reposts",
-    "engagement", "terms", "synthetic", "label", "negative", "neutral", "positive", "entities",
+    "engagement", "terms", "entities", "synthetic", "label", "negative", "neutral", "positive",
 )
 
 _SELECT = """
@@ -55,11 +64,64 @@ _SELECT = """
            p.author, CASE WHEN p.author IS NOT NULL THEN hash(p.author) END AS author_h,
            p.community, coalesce(p.lang, 'und') AS lang, p.score, p.replies, p.reposts,
            coalesce(p.score, 0) + coalesce(p.replies, 0) + coalesce(p.reposts, 0) AS engagement,
-           p.terms, p.synthetic, s.label, s.negative, s.neutral, s.positive
+           p.terms, coalesce(p.entities, []::VARCHAR[]) AS entities, p.synthetic,
+           s.label, s.negative, s.neutral, s.positive
     FROM posts p
     LEFT JOIN scores s ON s.source = p.source AND s.post_id = p.post_id AND s.model = ?"""
 
 
+class NotAnAimusicDatabase(Exception):
+    """The file opens but lacks aimusic's tables (a DuckDB file written by something else)."""
+
+
+# --- connections ---------------------------------------------------------------------------------------------
+def _in_process_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, StoreError) and "different configuration" in str(exc).lower()
+
+
+def _retrying() -> Retrying:
+    return Retrying(
+        retry=retry_if_exception(_in_process_conflict),
+        stop=stop_after_delay(IN_PROCESS_WAIT),
+        wait=wait_exponential(multiplier=0.02, max=0.5),
+        reraise=True,
+    )
+
+
+@contextlib.contextmanager
+def read_connection(db: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived read-only connection (raises :class:`StoreError` with a readable message)."""
+    store = Store(db, read_only=True)
+    with contextlib.ExitStack() as stack:
+        for attempt in _retrying():
+            with attempt:
+                con = stack.enter_context(store.connect())
+        yield con
+
+
+def read(db: str | Path, query: Any, *args: Any, **kwargs: Any) -> Any:
+    """``query(read_only_connection, *args, **kwargs)`` on a short-lived connection: how the dashboard runs a
+    named query (from this package's ``*_queries`` modules) on the database file."""
+    with read_connection(db) as con:
+        return query(con, *args, **kwargs)
+
+
+def add_event(db: str | Path, when: date, title: str, url: str | None = None) -> None:
+    """Store a user's timeline event (``origin = 'dashboard'``); retried while the file is busy."""
+    title = title.strip()
+    if not title:
+        raise ValueError("an event needs a title")
+    if url is not None:
+        url = url.strip() or None
+        if url and not url.lower().startswith(("http://", "https://")):
+            raise ValueError("the link must start with http:// or https://")
+    for attempt in _retrying():
+        with attempt:
+            Store(db).add_event(when, title, url, origin="dashboard")
+    log.info("event added to %s: %s %s", db, when, title)
+
+
+# --- the data version ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DataVersion:
     """What changes whenever anything the dashboard shows changes; cheap to read (one query)."""
@@ -73,6 +135,11 @@ class DataVersion:
     events: int = 0
     events_at: datetime | None = None
     meta: int = 0
+    #: debate signals (stance and argument rows) and alerts; ``None`` on a database that predates them
+    signals: int | None = None
+    signals_at: datetime | None = None
+    alerts: int | None = None
+    alerts_at: datetime | None = None
 
     def key(self) -> str:
         return "|".join("" if v is None else str(v) for v in self.__dict__.values())
@@ -84,19 +151,37 @@ _VERSION_SQL = """
            (SELECT count(*) FROM runs), (SELECT greatest(max(started_at), max(finished_at)) FROM runs),
            (SELECT count(*) FROM events), (SELECT max(created_at) FROM events),
            (SELECT count(*) FROM meta)"""
+_SIGNALS_SQL = """
+    SELECT (SELECT count(*) FROM stances) + (SELECT count(*) FROM post_arguments),
+           greatest((SELECT max(scored_at) FROM stances), (SELECT max(tagged_at) FROM post_arguments)),
+           (SELECT count(*) FROM alerts), (SELECT greatest(max(created_at), max(delivered_at)) FROM alerts)"""
 
 
 def read_version(con: duckdb.DuckDBPyConnection) -> DataVersion:
-    return DataVersion(*con.execute(_VERSION_SQL).fetchall()[0])
+    """The data version; :class:`NotAnAimusicDatabase` when the file lacks aimusic's tables."""
+    try:
+        base = con.execute(_VERSION_SQL).fetchall()[0]
+    except duckdb.CatalogException as exc:
+        raise NotAnAimusicDatabase(str(exc).splitlines()[0]) from None
+    try:
+        signals = con.execute(_SIGNALS_SQL).fetchall()[0]
+    except duckdb.CatalogException:  # written before the signals' and alerts' migrations (opened read-only)
+        signals = (None, None, None, None)
+    return DataVersion(*base, *signals)
 
 
+def data_version(db: str | Path) -> DataVersion:
+    """:func:`read_version` on a short-lived read-only connection."""
+    return read(db, read_version)
+
+
+# --- the facts copy ------------------------------------------------------------------------------------------
 class Facts:
     """The ``facts`` table for one database file and one sentiment model (see the module docstring)."""
 
-    def __init__(self, db: str, model: str | None, entities: EntityMap | None = None) -> None:
+    def __init__(self, db: str, model: str | None) -> None:
         self.db = db
         self.model = model
-        self.entities = entities or EntityMap()
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
         self._lock = threading.Lock()
@@ -111,6 +196,10 @@ class Facts:
         if self.version is None:
             raise RuntimeError("Facts.sync() must run before queries")
         return self._con.cursor()
+
+    def run(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        """``query(facts_cursor, *args, **kwargs)``: a named query of :mod:`aimusic.store.dashboard_queries`."""
+        return query(self.cursor(), *args, **kwargs)
 
     def close(self) -> None:
         self._con.close()
@@ -154,9 +243,7 @@ class Facts:
         try:
             con.execute("DROP TABLE IF EXISTS facts")
             con.register("_facts_in", table)
-            con.execute(
-                f"CREATE TABLE facts AS {with_entities_sql('_facts_in')}", entity_params(self.entities)
-            )
+            con.execute("CREATE TABLE facts AS SELECT * FROM _facts_in")
             con.unregister("_facts_in")
             con.execute("COMMIT")
         except BaseException:
@@ -186,7 +273,7 @@ class Facts:
                 con.execute(
                     "DELETE FROM facts USING _chg WHERE facts.source = _chg.source AND facts.post_id = _chg.post_id"
                 )
-                con.execute(f"INSERT INTO facts {with_entities_sql('_chg')}", entity_params(self.entities))
+                con.execute("INSERT INTO facts SELECT * FROM _chg")
                 con.unregister("_chg")
             if rescored.num_rows:
                 con.register("_sc", rescored)

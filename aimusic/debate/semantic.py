@@ -1,0 +1,197 @@
+"""The second relevance stage: is a text the rules left unsure about (or missed) about AI music?
+
+A logistic-regression head on the shared encoder's sentence embeddings (all-MiniLM-L6-v2,
+:func:`sentiment.stance.embed`), trained by :mod:`aimusic.debate.train_relevance` on labelled sets written for
+the project; its probabilities are calibrated (Platt scaling on out-of-fold predictions) and the decision
+threshold was chosen on held-out predictions. The head ships in ``sentiment/weights/relevance_head.npz`` with
+its provenance (data, threshold, figures and what they were measured on) in ``relevance_head.json``.
+
+Only texts that pass a cheap pre-check are embedded (:func:`stems`: an AI-ish and a music-ish word stem, or a
+tracked but ambiguous name next to either), so bulk imports stay fast. Where the encoder cannot load, the
+stage reports itself unavailable once (a logged note) and the rules decide alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "sentiment" / "weights"
+HEAD_FILE = WEIGHTS_DIR / "relevance_head.npz"
+#: characters of a text the encoder reads for this decision (its 256-token window is ~1,000 characters;
+#: cutting first keeps tokenising a 100 KB post cheap)
+MAX_CHARS = 1_200
+
+# Word stems, matched at the start of a word of the lower-cased text. Broad on purpose: they only choose which
+# texts the classifier reads; the classifier decides.
+AI_STEMS = (
+    "ai", "a.i", "artificial", "algorithm", "machine", "generat", "prompt", "synthetic", "synthesised",
+    "synthesized", "robot", "neural", "clone", "cloning", "deepfake", "deep fake", "diffusion", "llm", "gpt",
+    "chatgpt", "chatbot", "bot", "openai", "software", "computer", "slop", "soulless", "suno", "udio",
+    "elevenlabs", "automat", "text-to", "model", "render", "fake", "human-made", "human made", "content farm",
+)
+MUSIC_STEMS = (
+    "music", "musician", "song", "track", "tune", "album", "singer", "sing", "sang", "vocal", "voice", "band",
+    "artist", "melod", "lyric", "chorus", "beat", "playlist", "spotify", "stem", "mix", "master", "producer",
+    "record", "rap", "hip hop", "hip-hop", "cover", "remix", "compos", "guitar", "piano", "drum", "bass", "daw",
+    "billboard", "chart", "radio", "concert", "gig", "listener", "soundcloud", "bandcamp", "deezer", "tidal",
+    "jingle", "hymn", "worship", "choir", "orchestra", "symphon", "karaoke", "fiddle", "banjo", "synth",
+    "percussion", "kick", "riff", "ep", "mixtape", "soundtrack", "streaming", "royalt", "label", "grammy",
+    "chord", "harmon", "genre", "ballad", "lullab", "shanty", "anthem", "eurovision", "catalog", "release",
+    "pop", "jazz", "folk", "reverb",
+)
+_AI_RX = re.compile("|".join(re.escape(s) for s in sorted(set(AI_STEMS), key=len, reverse=True)))
+_MUSIC_RX = re.compile("|".join(re.escape(s) for s in sorted(set(MUSIC_STEMS), key=len, reverse=True)))
+_SHORT = frozenset(s for s in (*AI_STEMS, *MUSIC_STEMS) if len(s) <= 3)  # whole words ("ai", "bot", "pop")
+
+
+def _word_hit(rx: re.Pattern[str], low: str) -> bool:
+    """``rx`` matches at the start of a word (a short stem: as a whole word, or its plural) in ``low``."""
+    for m in rx.finditer(low):
+        i, j = m.start(), m.end()
+        if i and low[i - 1].isalpha():
+            continue
+        plural = j < len(low) and low[j] == "s" and (j + 1 == len(low) or not low[j + 1].isalpha())
+        if m.group(0) in _SHORT and j < len(low) and low[j].isalpha() and not plural:
+            continue
+        return True
+    return False
+
+
+def stems(low: str) -> tuple[bool, bool]:
+    """(an AI-ish stem, a music-ish stem) in the lower-cased text ``low``; a few microseconds a text."""
+    ai = _word_hit(_AI_RX, low)
+    return ai, (_word_hit(_MUSIC_RX, low) if ai else False)
+
+
+def music_stem(low: str) -> bool:
+    return _word_hit(_MUSIC_RX, low)
+
+
+def ai_stem(low: str) -> bool:
+    return _word_hit(_AI_RX, low)
+
+
+def prepare(text: str) -> str:
+    """What the encoder reads: the first :data:`MAX_CHARS` characters, links and handles as placeholders."""
+    from sentiment.stance import prepare as prepare_social
+
+    return prepare_social(text[: MAX_CHARS * 2])[:MAX_CHARS]
+
+
+@dataclass(frozen=True)
+class RelevanceHead:
+    """Calibrated logistic regression over L2-normalised embeddings: ``sigmoid(x @ coef + bias)``."""
+
+    coef: np.ndarray  # (384,)
+    bias: float
+    threshold: float  # a text with no tracked name is relevant at or above this probability
+    threshold_named: float  # a text with a tracked but unconfirmed name ("Suno", "Breaking Rust") at or above this
+    sha256: str = ""
+
+    def probability(self, embeddings: np.ndarray) -> np.ndarray:
+        z = np.asarray(embeddings, dtype=np.float64) @ self.coef + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+
+    def save(self, path: Path) -> str:
+        from sentiment.common import save_npz_reproducible
+
+        return save_npz_reproducible(path, {
+            "coef": self.coef.astype(np.float32), "bias": np.array([self.bias], np.float64),
+            "threshold": np.array([self.threshold], np.float64),
+            "threshold_named": np.array([self.threshold_named], np.float64),
+        })
+
+    @classmethod
+    def load(cls, path: Path) -> RelevanceHead:
+        from sentiment.base import ScorerError
+
+        try:
+            raw = path.read_bytes()
+            with np.load(io.BytesIO(raw), allow_pickle=False) as data:
+                return cls(data["coef"].astype(np.float64), float(data["bias"][0]), float(data["threshold"][0]),
+                           float(data["threshold_named"][0]), hashlib.sha256(raw).hexdigest())
+        except (OSError, KeyError, ValueError, IndexError) as exc:
+            raise ScorerError(f"the relevance head {path} is missing or unreadable ({exc}); rebuild it with "
+                              "`python -m aimusic.debate.train_relevance`") from None
+
+
+class SemanticRelevance:
+    """The second stage. ``probabilities(texts)`` -> calibrated P(about AI music), or ``None`` for every text
+    when the encoder cannot load here (:attr:`available` turns False and :attr:`note` says why, logged once).
+
+    ``encode`` (texts -> L2-normalised embeddings) defaults to the shared encoder; tests pass their own.
+    """
+
+    def __init__(self, head_file: Path | None = None, *,
+                 encode: Callable[[Sequence[str]], np.ndarray] | None = None) -> None:
+        self.head_file = head_file or HEAD_FILE
+        self.head = RelevanceHead.load(self.head_file)
+        self.threshold = self.head.threshold
+        self.threshold_named = self.head.threshold_named
+        self.model_id = f"relevance-minilm@{self.head.sha256[:12]}"
+        self._encode = encode
+        self.available = True
+        self.note: str | None = None
+        self.embedded = 0  # texts embedded so far (for reports and benchmarks)
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self._encode is not None:
+            return self._encode(texts)
+        from sentiment.embedding import encode
+
+        return encode(texts)
+
+    def probabilities(self, texts: Sequence[str]) -> list[float | None]:
+        if not texts:
+            return []
+        if not self.available:
+            return [None] * len(texts)
+        prepared = [prepare(t) for t in texts]
+        todo = [i for i, t in enumerate(prepared) if t.strip()]
+        out: list[float | None] = [None] * len(texts)
+        if not todo:
+            return out
+        from sentiment.base import ScorerError
+
+        try:
+            vectors = self._embed([prepared[i] for i in todo])
+        except (ScorerError, OSError, ImportError, RuntimeError) as exc:
+            self.available = False
+            self.note = f"semantic relevance off, rules only: the encoder cannot load ({' '.join(str(exc).split())})"
+            log.warning(self.note)
+            return out
+        self.embedded += len(todo)
+        for i, p in zip(todo, self.head.probability(vectors), strict=True):
+            out[i] = float(p)
+        return out
+
+    def measured(self) -> dict[str, Any]:
+        """The figures recorded by the training script for this head (empty when the file does not match)."""
+        try:
+            provenance = json.loads(self.head_file.with_suffix(".json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return provenance if provenance.get("head_sha256") == self.head.sha256 else {}
+
+
+def load_semantic(head_file: Path | None = None) -> SemanticRelevance | None:
+    """The shipped second stage, or ``None`` (with a logged note) when its head file is missing or unreadable."""
+    from sentiment.base import ScorerError
+
+    try:
+        return SemanticRelevance(head_file)
+    except ScorerError as exc:
+        log.warning("semantic relevance off, rules only: %s", exc)
+        return None

@@ -1,0 +1,215 @@
+"""The second relevance stage: when it runs, what it decides, the reason stored with each kept post, the
+pre-check that keeps bulk imports fast, the fallback without an encoder, and bad input.
+
+Most tests use a fake encoder (no model): texts with a "prompt" point one way, everything else the
+other, so decisions are predictable. The shipped head's quality is measured with the real encoder at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aimusic.core.records import Post, posts_to_arrow
+from aimusic.debate.labelled import DATA_DIR, load_labelled
+from aimusic.debate.quickfilter import QuickRelevance
+from aimusic.debate.relevance import RelevanceFilter
+from aimusic.debate.semantic import HEAD_FILE, MAX_CHARS, RelevanceHead, SemanticRelevance, stems
+from sentiment.base import ScorerError
+
+T0 = "2025-11-11T12:00:00Z"
+ON, OFF = np.eye(384)[0], np.eye(384)[1]
+
+
+def fake_encode(texts):
+    return np.stack([ON if "prompt" in t.lower() else OFF for t in texts])
+
+
+@pytest.fixture
+def head_file(tmp_path: Path) -> Path:
+    coef = np.zeros(384)
+    coef[0], coef[1] = 6.0, -6.0
+    path = tmp_path / "relevance_head.npz"
+    RelevanceHead(coef=coef, bias=0.0, threshold=0.7, threshold_named=0.6).save(path)
+    return path
+
+
+@pytest.fixture
+def semantic(head_file: Path) -> SemanticRelevance:
+    return SemanticRelevance(head_file, encode=fake_encode)
+
+
+@pytest.fixture
+def both(topics, semantic) -> RelevanceFilter:
+    return RelevanceFilter(topics, semantic=semantic)
+
+
+def test_the_second_stage_keeps_what_the_rules_miss(both, semantic):
+    decision = both.decide("I typed a prompt and got a whole song, what are we doing")  # no tracked term at all
+    assert decision.relevant and decision.reason == "semantic" and decision.stage == "semantic"
+    assert decision.probability is not None and decision.probability >= semantic.threshold
+    assert not both.decide("a song my band wrote about the sea").relevant  # music, nothing AI-ish: not asked
+    assert semantic.embedded == 1
+
+
+def test_rules_decide_first_and_give_their_reason(both, semantic):
+    assert both.decide("The AI song on Billboard is everywhere").reason == "terms"
+    assert both.decide("anything at all", "r/SunoAI").reason == "community"
+    assert not both.decide("prompt song in rust code, cargo build fails").relevant  # exclusion wins
+    assert not both.decide("Breaking Rust prompt song", "rust").relevant  # an off-topic community wins
+    assert semantic.embedded == 0
+
+
+def test_a_name_alone_is_not_worth_embedding(both, semantic):
+    assert not both.decide("lunch with Suno tomorrow").relevant
+    assert semantic.embedded == 0
+    # one music word against one word of another sense: the rules cannot confirm the name, the classifier reads it
+    decision = both.decide("Suno is no Lennon and McCartney, more a happy birthday banner set to a song")
+    assert decision.stage == "semantic" and not decision.relevant
+
+
+def test_bare_ai_needs_an_unambiguous_music_word(topics):
+    rules = RelevanceFilter(topics, semantic=None)
+    assert not rules.check("Starfield's AI and its asset streaming are a mess, the sync is off")[0]
+    assert not rules.check("our AI team fixed the data labels")[0]
+    for text in ("A.I. music is everywhere now", "90% of these mixes are A.I. generated", "an AI worship artist",
+                 "AI songwriting tools are getting good", "AI stem separation saved my remix",
+                 "she trained a voice model for her vocals"):
+        assert rules.check(text)[0], text
+
+
+def test_apply_stores_the_reason_and_comments_inherit_it(both):
+    posts = [
+        Post(source="reddit", post_id="1", created_at=T0, title="one prompt, one song", text="thoughts?"),
+        Post(source="reddit", post_id="2", kind="comment", thread_id="1", created_at=T0, text="agreed, awful"),
+        Post(source="x", post_id="3", created_at=T0, text="AI music is theft"),
+        Post(source="reddit", post_id="4", created_at=T0, text="hello", community="SunoAI"),
+        Post(source="x", post_id="5", created_at=T0, text="lunch with Suno"),
+    ]
+    kept, dropped = both.apply(posts)
+    assert dropped == 1
+    assert {p.post_id: p.relevance for p in kept} == {"1": "semantic", "2": "thread", "3": "terms", "4": "community"}
+
+
+def test_filter_table_writes_the_relevance_column_to_the_store_and_export(both, store, tmp_path):
+    from aimusic.store.queries import export
+
+    table = posts_to_arrow([
+        Post(source="x", post_id="1", created_at=T0, text="AI music is theft"),
+        Post(source="x", post_id="2", created_at=T0, text="a prompt wrote the songs on my radio"),
+        Post(source="x", post_id="3", created_at=T0, text="my cat"),
+    ])
+    kept, dropped = both.filter_table(table)
+    assert dropped == 1 and kept.column("relevance").to_pylist() == ["terms", "semantic"]
+    store.upsert_posts(kept)
+    rows = store.query("SELECT post_id, relevance FROM posts ORDER BY post_id")
+    assert rows["relevance"].tolist() == ["terms", "semantic"]
+    store.upsert_posts(kept.drop_columns(["relevance"]))  # a writer that knows no reason keeps the stored one
+    assert store.query("SELECT relevance FROM posts ORDER BY post_id")["relevance"].tolist() == ["terms", "semantic"]
+    out = tmp_path / "posts.csv"
+    assert export(store, "posts", out, fmt="csv") == 2
+    assert "relevance" in out.read_text(encoding="utf-8").splitlines()[0].split(",")
+
+
+def test_without_an_encoder_the_rules_decide_alone(topics, head_file, caplog):
+    calls = []
+
+    def broken(texts):
+        calls.append(len(texts))
+        raise ScorerError("the offline encoder is not installed")
+
+    sem = SemanticRelevance(head_file, encode=broken)
+    rf = RelevanceFilter(topics, semantic=sem)
+    with caplog.at_level(logging.WARNING):
+        first = rf.decide("one prompt and the songs are everywhere")
+        second = rf.decide("more prompt songs")
+    assert not first.relevant and first.stage == "unavailable" and second.stage == "unavailable"
+    assert calls == [1] and not sem.available and "rules only" in (sem.note or "")
+    assert sum("rules only" in r.message for r in caplog.records) == 1
+    assert rf.decide("AI music is theft").relevant  # the rules still work
+
+
+def test_a_missing_head_means_rules_only(topics, tmp_path):
+    from aimusic.debate.semantic import load_semantic
+
+    assert load_semantic(tmp_path / "nope.npz") is None
+    assert RelevanceFilter(topics, semantic=None).stage_two is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   \n\t ", "🎵🤖🎶🔥", "x" * 100_000 + " prompt songs", "ماشین موسیقی prompt song",
+     "KI-generierte Musik überall", "音楽 prompt song 機械", "\x00 prompt song"],
+)
+def test_bad_input_gets_a_status_never_a_crash(both, semantic, text):
+    decision = both.decide(text)
+    assert isinstance(decision.relevant, bool) and decision.stage in ("rules", "semantic", "unavailable", "empty")
+    if decision.stage == "semantic":
+        assert 0.0 <= decision.probability <= 1.0
+    assert semantic.probabilities([text])[0] is None or len(text.strip()) > 0
+
+
+def test_long_texts_are_cut_before_embedding(head_file):
+    seen = []
+
+    def spy(texts):
+        seen.extend(texts)
+        return fake_encode(texts)
+
+    SemanticRelevance(head_file, encode=spy).probabilities(["prompt " + "song " * 50_000])
+    assert len(seen[0]) <= MAX_CHARS
+
+
+def test_quick_precheck_stays_exact_with_the_second_stage(both):
+    quick = QuickRelevance(both)
+    for text in ("prompt songs", "The A.I. songs are here", "a song about the sea", "lunch with Suno",
+                 "Suno prompt song", "AI music", ""):
+        full = both.decide(text)
+        got = quick.decide(None, text)
+        assert (got is not None) == full.relevant and (got.reason if got else None) == full.reason, text
+    assert not quick.could_match("a song about the sea") and quick.could_match("prompt songs")
+
+
+def test_stems_precheck():
+    assert stems("machine-made songs") == (True, True)
+    assert stems("said again, the song") == (False, False)  # "ai" inside words is not AI
+    assert stems("bots and songs") == (True, True) and stems("both songs") == (False, False)
+    assert stems("our ai team") == (True, False)
+
+
+# --- the shipped head, with the real encoder ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped() -> SemanticRelevance:
+    return SemanticRelevance()
+
+
+def test_shipped_head_measured_on_its_held_out_set(topics, shipped):
+    """Both stages on relevance_heldout.tsv (written after and apart from the training file): a real quality gate,
+    and the figures recorded in the head's provenance are reproduced."""
+    from sentiment.evaluate import binary_metrics
+
+    rows = load_labelled(DATA_DIR / "relevance_heldout.tsv", "relevance")
+    rf = RelevanceFilter(topics, semantic=shipped)
+    predicted = [d.relevant for d in rf.decide_many([e.text for e in rows], [e.community for e in rows])]
+    truth = [e.label == "relevant" for e in rows]
+    both = binary_metrics(truth, predicted)
+    rules = binary_metrics(truth, [rf.rules(e.text, e.community).relevant for e in rows])
+    assert both["precision"] >= 0.93 and both["recall"] >= 0.65, both
+    assert both["recall"] >= rules["recall"] + 0.3
+    recorded = next(v for k, v in shipped.measured()["heldout"].items() if k.startswith("relevance_heldout.tsv"))
+    assert abs(recorded["rules+semantic"]["recall"] - both["recall"]) < 0.02
+    assert shipped.measured()["head_sha256"] == shipped.head.sha256 and HEAD_FILE.exists()
+
+
+def test_shipped_head_keeps_classic_near_misses_out(topics, shipped):
+    rf = RelevanceFilter(topics, semantic=shipped)
+    for text in ("Happy birthday Suno! see you at dinner", "A new AI model beats the benchmark on math problems",
+                 "The AI track at the conference had great talks on evaluation",
+                 "Spotify pays artists almost nothing per stream", "my band's new song is out on Friday",
+                 "Breaking Bad is the best show ever made"):
+        assert not rf.check(text)[0], text
