@@ -113,7 +113,7 @@ def test_run_as_a_prefect_flow_on_request(prefect_harness, tmp_path: Path):
     [
         (("run", "--sources", "demo,tiktok"), "error: unknown source(s): tiktok; known: demo, reddit,"),
         (("run", "--db", "/proc/nope/x.duckdb"),
-         "error: cannot write the database /proc/nope/x.duckdb: its folder /proc/nope cannot be created"),
+         "error: cannot write the database /proc/nope/x.duckdb: cannot create the directory /proc/nope"),
         (("start", "--db", "/proc/nope/x.duckdb"), "error: cannot write the database /proc/nope/x.duckdb"),
         (("demo", "--db", "/proc/nope/x.duckdb"), "error: cannot write the database /proc/nope/x.duckdb"),
     ],

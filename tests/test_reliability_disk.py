@@ -38,7 +38,8 @@ def test_data_directory_that_cannot_exist(tmp_path: Path):
     blocker.write_text("not a directory")
     code, output = cli("demo", "--posts", "5", "--db", str(blocker / "a.duckdb"))
     assert code == 2
-    assert "cannot create the data directory" in output and str(blocker) in output
+    assert output.startswith(f"error: cannot write the database {blocker / 'a.duckdb'}: cannot create the directory "
+                             f"{blocker} (")
 
 
 def _read_only_dir(tmp_path: Path) -> Path:

@@ -103,7 +103,7 @@ def writable_problem(path: Path) -> str | None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        return f"its folder {path.parent} cannot be created ({exc.strerror or exc})"
+        return f"cannot create the directory {path.parent} ({exc.strerror or exc})"
     if path.exists():
         return None if os.access(path, os.W_OK) else "permission denied"
     try:
