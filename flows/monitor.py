@@ -156,7 +156,7 @@ def monitor_flow(
                          steps=PrefectSteps(settings), logger=logger, lock_wait=lock_wait)
     if result["state"] == "Skipped":
         return Completed(name="Skipped", message=result["message"], data=result)
-    logger.info("run %s on %s:\n%s", run_id, plan.db, "\n".join(result["lines"]))
+    logger.info("run %s on %s:\n%s", run_id, plan.db, "\n".join([*result["lines"], result["signals"] or ""]))
     _publish_report(result, logger)
     if result["state"] == "Failed":
         return Failed(message=result["message"], data=MonitorRunFailed(result["message"], result))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,14 @@ from sentiment.synthetic import build_tiny_classifier
 from sentiment.transformer import map_labels, parse_name
 
 HUB_ID = "cardiffnlp/twitter-roberta-base-sentiment-latest"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Exported ONNX graphs go to a folder of this test session, never the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIMUSIC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "aimusic-cache"))
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +64,9 @@ def test_different_weights_or_settings_never_share_a_model_id(tmp_path, scorer, 
     assert other.model_id != scorer.model_id
     fp32 = load_scorer(f"transformer:{tiny}?precision=fp32")
     assert "+" not in fp32.model_id
-    assert load_scorer(f"transformer:{tiny}?precision=int8").model_id == fp32.model_id + "+int8"
+    int8 = load_scorer(f"transformer:{tiny}?precision=int8")  # ONNX Runtime's int8 (torch's when it is unusable)
+    assert int8.model_id == fp32.model_id + ("+onnx-int8" if int8.runtime == "onnx" else "+int8")
+    assert load_scorer(f"transformer:{tiny}?precision=int8").model_id == int8.model_id
     assert load_scorer(f"transformer:{tiny}?precision=bf16").model_id == fp32.model_id + "+bf16"
     assert load_scorer(f"transformer:{tiny}?precision=fp32&max_length=16").model_id == fp32.model_id + "+len16"
     # auto: bf16 where the hardware has it natively, else fp32; the id always says which

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from aimusic.cli.common import (
@@ -69,7 +70,9 @@ def monitor_pass(
 
 def print_summary(result: dict[str, Any]) -> None:
     """The run as a table, then each source's reason or error once, the debate signals and the outcome."""
-    table = Table(title=f"run {result['run_id'][:8]} -> {result['db']} (model {result['model']})", title_justify="left")
+    out.print(f"run {result['run_id'][:8]} into {result['db']} (sentiment model {result['model']})", highlight=False,
+              soft_wrap=True)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for col in ("source", "status", *COUNTS):
         table.add_column(col, justify="left" if col in ("source", "status") else "right", no_wrap=True)
     for row in result["summaries"]:
@@ -78,17 +81,16 @@ def print_summary(result: dict[str, Any]) -> None:
     for row in result["summaries"]:
         if row.get("error"):
             colour = {"failed": "red", "skipped": "yellow"}.get(row["status"], "default")
-            out.print(f"[{colour}]{row['source']} {row['status']}:[/] {row['error']}", soft_wrap=True, highlight=False)
+            out.print(f"[{colour}]{row['source']} {row['status']}:[/] {row['error']}", highlight=False)
     if result.get("signals"):
-        out.print(result["signals"], highlight=False, soft_wrap=True)
+        out.print(result["signals"], highlight=False)
     for alert in result.get("alerts") or []:
-        out.print(f"[bold]alert:[/] {alert}", highlight=False, soft_wrap=True)
+        out.print(f"[bold]alert:[/] {alert}", highlight=False)
     if result.get("demo_fallback"):
         out.print("[yellow]No real source could run, so the demo source filled a separate demo database "
-                  "with synthetic posts. Add credentials to .env or allow network access for real data.[/]",
-                  soft_wrap=True)
+                  "with synthetic posts. Add credentials to .env or allow network access for real data.[/]")
     if result.get("state") not in (None, "Completed"):
-        out.print(f"{result['state']}: {result.get('message', '')}", highlight=False, soft_wrap=True)
+        out.print(f"{result['state']}: {result.get('message', '')}", highlight=False)
 
 
 def run(

@@ -256,7 +256,6 @@ def _monitor_pass(
         summary = steps.signals(db, topics_path)
         # entities are tagged as posts are stored (collect) and then by this step: one count for the run
         signals = dataclasses.replace(summary, entities=summary.entities + sum(s.entities for s in summaries)).line()
-        logger.info(signals)
     except Exception as exc:
         problem("debate signals", exc)
     rows = [s.as_row(run_id, model_id) for s in [*summaries, *plan.skipped]]
