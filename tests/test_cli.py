@@ -218,3 +218,45 @@ def test_expected_errors_are_one_clear_line(tmp_path: Path, args, message):
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_start_serves_the_dashboard_before_the_pass_collects(monkeypatch, tmp_path: Path):
+    """`aimusic start` opens the dashboard as soon as the pass knows its database (so it answers in seconds),
+    on an existing, migrated file, and keeps it after the pass; the pass itself is the real plain pass."""
+    events: list[str] = []
+
+    class FakeDashboard:
+        def __init__(self, target: Path) -> None:
+            self.target = target
+
+        def wait(self) -> int:
+            events.append("waited")
+            return 0
+
+        def terminate(self) -> None:
+            events.append("terminated")
+
+    def fake_process(target: Path, *, host: str, port: int) -> FakeDashboard:
+        assert target.exists() and Store(target, read_only=True).count("posts") == 0
+        events.append(f"dashboard {target.name}")
+        return FakeDashboard(target)
+
+    import aimusic.pipeline.monitor as monitor
+
+    real_collect = monitor.collect_one
+
+    def collect(*args: object, **kwargs: object):
+        events.append("collect")
+        return real_collect(*args, **kwargs)
+
+    monkeypatch.setattr("aimusic.cli.serve.dashboard_process", fake_process)
+    monkeypatch.setattr(monitor, "collect_one", collect)
+    topics = tmp_path / "topics.toml"
+    topics.write_text('[tracking]\nterms = ["AI music"]\n[sources.demo]\nposts = 120\ndays = 10\n')
+    monkeypatch.setenv("AIMUSIC_TOPICS", str(topics))
+    monkeypatch.setenv("AIMUSIC_MODEL", "vader")
+    db = tmp_path / "start.duckdb"
+    result = runner.invoke(app, ["start", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert events[0] == "dashboard start.duckdb" and "collect" in events and events[-1] == "waited", events
+    assert Store(db, read_only=True).count("posts") > 0

@@ -9,8 +9,10 @@ every run either way. Scheduled runs (``aimusic serve``) always run the Prefect 
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,9 +49,12 @@ PrefectOpt = Annotated[
 
 
 def monitor_pass(
-    sources: list[str] | None, db: Path | None, model: str | None, topics: Path | None, *, prefect: bool = False
+    sources: list[str] | None, db: Path | None, model: str | None, topics: Path | None, *, prefect: bool = False,
+    on_planned: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
-    """One monitoring pass, as the Prefect flow or as plain functions (see the module docstring)."""
+    """One monitoring pass, as the Prefect flow or as plain functions (see the module docstring).
+
+    ``on_planned(db)`` is called once the pass knows its database, before collection (plain pass only)."""
     topics_path = str(topics) if topics else None
     with reported():
         if prefect or os.environ.get("PREFECT_API_URL"):
@@ -64,6 +69,8 @@ def monitor_pass(
 
         settings = get_settings()
         plan = plan_run(sources, str(db) if db else None, topics_path)
+        if on_planned:
+            on_planned(plan.db)
         return run_monitor(plan, run_id=str(uuid.uuid4()), model=model, topics_path=topics_path, settings=settings,
                            steps=LocalSteps(settings))
 
@@ -121,15 +128,35 @@ def start(
     dashboard_only: Annotated[bool, typer.Option("--dashboard-only", help="skip the monitoring pass")] = False,
     prefect: PrefectOpt = False,
 ) -> None:
-    """The quickstart: a monitoring pass with every source that can run (demo if none), then the dashboard."""
-    from aimusic.cli.serve import serve_dashboard
+    """The quickstart: the dashboard, and a monitoring pass with every source that can run (demo if none).
+
+    The dashboard starts as soon as the pass knows its database, so it answers within seconds while the pass
+    collects, scores and tags in this terminal; its pages show the new posts and scores as they land."""
+    from aimusic.cli.serve import dashboard_process, serve_dashboard, wait_dashboard
 
     setup_logging()
     check_db(db)
     target = db
     if not dashboard_only:
-        result = monitor_pass(None, db, None, None, prefect=prefect)
+        started: list[subprocess.Popen] = []
+
+        def open_dashboard(planned: Path) -> None:
+            from aimusic.store.db import Store
+
+            Store(planned)  # create (and migrate) the file first, so the dashboard never meets a missing one
+            started.append(dashboard_process(planned, host=host, port=port))
+
+        try:
+            result = monitor_pass(None, db, None, None, prefect=prefect, on_planned=open_dashboard)
+        except BaseException:
+            for proc in started:
+                proc.terminate()
+            raise
         print_summary(result)
+        if started:
+            out.print("the pass is done; the dashboard keeps running (Ctrl-C to stop)", highlight=False)
+            wait_dashboard(started[0])
+            return
         target = Path(result["db"])
     if target is None:
         target, note = resolve_read_db(None)

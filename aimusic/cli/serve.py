@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -102,8 +103,8 @@ def serve(
     out.print("stopped")
 
 
-def serve_dashboard(target: Path, *, host: str, port: int) -> None:
-    """Run Streamlit on ``target`` until Ctrl-C; exits with Streamlit's code."""
+def dashboard_process(target: Path, *, host: str, port: int) -> subprocess.Popen:
+    """Start Streamlit on ``target`` in the background and say where it is."""
     env = {**os.environ, "AIMUSIC_DB": str(target)}
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
@@ -111,10 +112,24 @@ def serve_dashboard(target: Path, *, host: str, port: int) -> None:
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
     ]
     out.print(f"dashboard on http://{host}:{port} reading {target} (Ctrl-C to stop)", soft_wrap=True)
+    return subprocess.Popen(cmd, env=env)
+
+
+def wait_dashboard(proc: subprocess.Popen) -> None:
+    """Wait for the dashboard until Ctrl-C; exits with Streamlit's code."""
     try:
-        raise typer.Exit(subprocess.call(cmd, env=env))
+        raise typer.Exit(proc.wait())
     except KeyboardInterrupt:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)  # Ctrl-C reached Streamlit too (same process group)
+        if proc.poll() is None:
+            proc.terminate()
         raise typer.Exit(0) from None
+
+
+def serve_dashboard(target: Path, *, host: str, port: int) -> None:
+    """Run Streamlit on ``target`` until Ctrl-C; exits with Streamlit's code."""
+    wait_dashboard(dashboard_process(target, host=host, port=port))
 
 
 def dashboard(
