@@ -158,21 +158,21 @@ def test_interrupted_import_resumes(tmp_path, store, topics, monkeypatch) -> Non
     path = write_zst(tmp_path / "RC_big.zst", _many(95))
     checker = QuickRelevance(RelevanceFilter(topics))
     seen = {"n": 0}
-    real = checker.check
+    real = checker.decide
 
-    def stop_at_62(*args: Any) -> Any:
+    def stop_at_62(*args: Any, **kwargs: Any) -> Any:
         seen["n"] += 1
         if seen["n"] == 62:
             raise KeyboardInterrupt
-        return real(*args)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(checker, "check", stop_at_62)
+    monkeypatch.setattr(checker, "decide", stop_at_62)
     with pytest.raises(KeyboardInterrupt):
         backfill_file(path, store, checker, options(tmp_path, batch_lines=20))
     # committed: 61 units (the unit being read when interrupted is read again)
     assert load_progress(store, fingerprint(path))["units"] == 61
     assert store.count("posts") == 61
-    monkeypatch.setattr(checker, "check", real)
+    monkeypatch.setattr(checker, "decide", real)
     report = backfill_file(path, store, checker, options(tmp_path, batch_lines=20))
     assert report.resumed_from == 61 and report.lines == 34 and report.new == 34
     assert store.count("posts") == 95

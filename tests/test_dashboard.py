@@ -78,6 +78,11 @@ def _fresh_caches() -> None:
 
 def app(monkeypatch: pytest.MonkeyPatch, path: Path, **params: str | list[str]) -> AppTest:
     monkeypatch.setenv("AIMUSIC_DB", str(path))
+    # a new page sees the file as it is now: the data version is cached for 2 s per process (a real page
+    # catches up after that), and the tests write between pages faster than that
+    from aimusic.dashboard.context import clear_caches
+
+    clear_caches()
     at = AppTest.from_file(APP, default_timeout=120)
     for key, value in params.items():
         at.query_params[key] = value

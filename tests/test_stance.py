@@ -74,7 +74,8 @@ def test_default_head_scores_and_keeps_its_id(minilm):
 def test_tone_is_not_stance(minilm):
     """Frightened words, admiring stance. (The reverse, warm words with a hostile stance such as "so glad
     Bandcamp banned AI music", is a known weakness of the head: see the README's confusion matrix.)"""
-    assert minilm.score(["this AI track is terrifyingly good, I can't stop playing it"]).labels == ["pro"]
+    batch = minilm.score(["this AI track is terrifyingly good, I can't stop playing it"])
+    assert STANCE_LABELS[int(np.argmax(batch.probs[0]))] == "pro" and batch.labels[0] in ("pro", UNCLEAR)
 
 
 def test_heldout_macro_recall_is_measured_honestly(minilm):
@@ -252,9 +253,11 @@ def test_debate_view_renders(monkeypatch, store, topics):
     at.query_params["dates"] = ["2025-11-01", "2025-11-30"]
     at.run()
     assert not at.exception, at.exception
-    assert [s.value for s in at.subheader][:3] == ["Pro vs anti over time", "By platform", "By entity"]
-    assert any("macro-averaged recall" in c.value for c in at.caption) or any("experimental" in w.value
-                                                                           for w in at.warning)
+    heads = [s.value for s in at.subheader][:3]
+    assert heads[0].startswith("Pro vs anti over time") and heads[1:] == ["By platform", "By entity"]
+    # every figure names what it was measured on; below the bar on reworded real posts, stance is experimental
+    assert any("experimental" in w.value and "sentences written for the project" in w.value
+               and "reworded real posts" in w.value for w in at.warning)
 
 
 def test_a_model_retrained_in_place_gets_a_new_id(tmp_path, tiny_nli):

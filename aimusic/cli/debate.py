@@ -174,11 +174,12 @@ def eval_relevance_command(data: Path | None, topics_path: Path | None, *, as_js
         if name in figures:
             r = figures[name]
             out.print(f"{name:<15} precision {r['precision']:.3f}  recall {r['recall']:.3f}  f1 {r['f1']:.3f}  "
-                      f"(tp {r['tp']} fp {r['fp']} fn {r['fn']} tn {r['tn']}, n={r['n']})")
+                      f"(tp {r['tp']} fp {r['fp']} fn {r['fn']} tn {r['tn']}, n={r['n']})", soft_wrap=True)
     if "kept_by_semantic" in figures:
         out.print(f"kept by the second stage: {figures['kept_by_semantic']}; expected calibration error of its "
                   f"probabilities {figures.get('classifier_ece', float('nan')):.3f}"
-                  + ("" if figures["semantic_available"] else " [yellow](encoder unavailable: rules only)[/]"))
+                  + ("" if figures["semantic_available"] else " [yellow](encoder unavailable: rules only)[/]"),
+                  soft_wrap=True)
     return 0
 
 

@@ -40,16 +40,20 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as one JSON object")] = False,
     task: Annotated[str, typer.Option("--task", help="sentiment, stance (--model minilm or nli:<hub id>) or "
                                       "relevance")] = "sentiment",
+    label_column: Annotated[str | None, typer.Option(
+        "--label-column", help="the column holding the labels (default: label, else the task's own column, e.g. "
+        "relevant / sentiment / stance)")] = None,
 ) -> None:
     """Evaluate a model on labelled posts: macro recall, accuracy, macro F1, confusion matrix, posts/s."""
     setup_logging()
     if task != "sentiment":  # debate signals (aimusic.cli.debate)
         from aimusic.cli.debate import eval_task_command
 
-        raise typer.Exit(eval_task_command(task, data, model, as_json=as_json, console=console, out=out))
+        raise typer.Exit(eval_task_command(task, data, model, as_json=as_json, console=console, out=out,
+                                           label_column=label_column))
     from aimusic.cli.sentiment import eval_command
 
-    raise typer.Exit(eval_command(data, model, as_json=as_json, console=console, out=out))
+    raise typer.Exit(eval_command(data, model, as_json=as_json, console=console, out=out, label_column=label_column))
 
 
 def train_head(

@@ -124,15 +124,30 @@ class QuickRelevance:
                         return True
         return False
 
-    def decide(self, title: str | None, text: str | None, community: str | None = None) -> Decision | None:
-        """The filter's decision when the text is relevant (terms and reason), else ``None``."""
+    def decide(self, title: str | None, text: str | None, community: str | None = None, *,
+               defer: bool = False) -> Decision | None:
+        """The filter's decision when the text is relevant (terms and reason), else ``None``.
+
+        ``defer=True``: a text only the second stage can decide comes back as a ``stage="pending"`` decision
+        instead of being embedded now; pass such texts to :meth:`resolve` in one batch (bulk imports do, once
+        per committed batch: embedding many texts at once is several times faster than one by one).
+        """
         full = join_title_body(title, text)
         on_topic = bool(community) and self._communities is not None and _community_key(community) in self._communities
         if not on_topic and not self.could_match(full):
             return None
         self.checked += 1
+        if defer:
+            ruled = self.relevance.rules(full, community)
+            if ruled.unsure and self.relevance.stage_two is not None:
+                return Decision(False, ruled.terms, None, "pending")
+            return Decision(True, ruled.terms, ruled.reason) if ruled.relevant else None
         decision = self.relevance.decide(full, community)
         return decision if decision.relevant else None
+
+    def resolve(self, texts: list[str], communities: list[str | None]) -> list[Decision]:
+        """Both stages' decisions for texts :meth:`decide` left ``pending`` (their second stage in one batch)."""
+        return self.relevance.decide_many(texts, communities)
 
     def check(self, title: str | None, text: str | None, community: str | None = None) -> list[str] | None:
         """The matched terms when relevant, else ``None`` (see :meth:`decide`)."""

@@ -39,7 +39,8 @@ from aimusic.debate.terms import TermMatcher, tokens_of, without_terms
 __all__ = ["Decision", "RelevanceFilter", "TermMatcher", "tokens_of"]
 
 #: how a decision was reached: by the rules, by the second stage, or why the second stage did not run
-Stage = Literal["rules", "semantic", "unavailable", "empty"]
+#: ("pending": left for a batched second stage, see :meth:`aimusic.debate.quickfilter.QuickRelevance.decide`)
+Stage = Literal["rules", "semantic", "unavailable", "empty", "pending"]
 
 
 @dataclass(frozen=True)

@@ -96,8 +96,9 @@ def file_record(path: Path, root: Path | None = None, **extra: object) -> dict[s
 
     shown = str(path)
     if root is not None:
-        try:
-            shown = str(Path(path).resolve().relative_to(root.resolve()))
-        except ValueError:
-            shown = str(path)
+        resolved = Path(path).resolve()
+        for base, prefix in ((root.resolve(), ""), (root.resolve().parent, "../")):
+            if resolved.is_relative_to(base):
+                shown = prefix + str(resolved.relative_to(base))
+                break
     return {"path": shown, "sha256": sha256_file(Path(path)), **extra}

@@ -227,12 +227,21 @@ def backfill_file(
     quarantine = _Quarantine(options.quarantine_dir, path, fp, options.bad_sample)
     key = (CURSOR_SOURCE, progress_key(fp))
     pending: list[Post] = []
+    waiting: list[tuple[Post, str | None]] = []  # posts the second relevance stage decides, in one batch per flush
     unit_no = 0
     reported_bytes = 0
 
     def flush(done: bool, units: int) -> None:
         """Commit the pending posts together with the file's progress (``units`` fully handled)."""
-        nonlocal pending
+        nonlocal pending, waiting
+        if waiting:
+            decisions = checker.resolve([p.full_text for p, _ in waiting], [c for _, c in waiting])
+            for (post, _), decision in zip(waiting, decisions, strict=True):
+                if decision.relevant:
+                    post.terms, post.relevance = decision.terms, decision.reason
+                    pending.append(post)
+                    report.relevant += 1
+            waiting = []
         kept = len(pending)
         fresh = _fresher_only(store, posts_to_arrow(pending))
         pending = []
@@ -268,7 +277,7 @@ def backfill_file(
                 quarantine.add(unit_no, str(exc), unit)
                 continue
             for cand in candidates:
-                decision = checker.decide(cand.title, cand.text, cand.community)
+                decision = checker.decide(cand.title, cand.text, cand.community, defer=True)
                 if decision is None:
                     continue
                 try:
@@ -280,6 +289,9 @@ def backfill_file(
                 except (BadUnit, ValidationError, ValueError, TypeError, KeyError) as exc:
                     report.bad += 1
                     quarantine.add(unit_no, _one_line(exc), unit)
+                    continue
+                if decision.stage == "pending":
+                    waiting.append((post, cand.community))
                     continue
                 pending.append(post)
                 report.relevant += 1

@@ -51,7 +51,9 @@ def _shares(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-_COUNTS = """count(st.label) AS scored,
+# shares are over posts with a side; posts the model was unsure about (``unclear``) are counted apart
+_COUNTS = """count(*) FILTER (WHERE st.label IN ('anti', 'neutral', 'pro')) AS scored,
+             count(*) FILTER (WHERE st.label = 'unclear') AS unclear,
              count(*) FILTER (WHERE st.label = 'anti') AS anti,
              count(*) FILTER (WHERE st.label = 'neutral') AS neutral,
              count(*) FILTER (WHERE st.label = 'pro') AS pro"""
