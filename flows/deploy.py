@@ -55,7 +55,8 @@ log = logging.getLogger(__name__)
 
 OFF = ("", "off", "never", "none")
 # seconds the runner gets to stop cleanly after Ctrl-C before it and its flow runs are ended
-RUNNER_GRACE = float(os.environ.get("AIMUSIC_SERVE_GRACE", "10"))
+# (the default of Settings.serve_grace, AIMUSIC_SERVE_GRACE in the environment or .env)
+RUNNER_GRACE = 10.0
 
 
 def check_cron(expr: str) -> str:

@@ -98,8 +98,10 @@ def serve(
     def ready(server: object) -> None:
         out.print(f"serving {len(served.specs)} deployment(s); Prefect UI: {server.ui_url} (Ctrl-C to stop)")
 
+    from aimusic.core.config import get_settings
+
     with reported(ServerError):
-        do_serve(served.specs, host=host, port=port, limit=limit, on_ready=ready)
+        do_serve(served.specs, host=host, port=port, limit=limit, on_ready=ready, grace=get_settings().serve_grace)
     out.print("stopped")
 
 

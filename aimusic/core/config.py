@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     alert_urls: SecretStr | None = Field(default=None, alias="AIMUSIC_ALERT_URLS")
     task_runner: str = Field(default="threads", alias="AIMUSIC_TASK_RUNNER")
     run_lock_wait: float = Field(default=600.0, ge=0, alias="AIMUSIC_RUN_LOCK_WAIT")
+    serve_grace: float = Field(default=10.0, ge=0, alias="AIMUSIC_SERVE_GRACE")
 
     @field_validator("mastodon_tokens", mode="before")
     @classmethod

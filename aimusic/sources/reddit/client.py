@@ -50,7 +50,7 @@ class RedditCredentials:
         if missing or not client_id or secret is None:
             raise SourceUnavailable(
                 f"reddit: no API credentials ({', '.join(missing)} not set in the environment or .env); Reddit "
-                "approves API access case by case, see the README (the arcticshift source needs no keys)"
+                "approves API access case by case, see docs/sources.md (the arcticshift source needs no keys)"
             )
         if bool(settings.reddit_username) != bool(settings.reddit_password):
             names = ("REDDIT_USERNAME", "REDDIT_PASSWORD")

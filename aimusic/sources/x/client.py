@@ -41,7 +41,7 @@ def bearer_token(settings: Settings) -> SecretStr:
     if token is None or not token.get_secret_value().strip():
         raise SourceUnavailable(
             "x: no API credentials (X_BEARER_TOKEN not set in the environment or .env); X bills per post read, "
-            "see the README for the caps"
+            "see docs/sources.md for the caps"
         )
     return token
 
