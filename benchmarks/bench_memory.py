@@ -1,6 +1,6 @@
 """Memory of the scoring step on a one-million-post database, with the offline default (or another model).
 
-    .venv/bin/python benchmarks/bench_memory.py [--posts 1000000] [--score 20000] [--model minilm]
+    .venv/bin/python benchmarks/bench_memory.py [--posts 1000000] [--score 20000] [--model minilm-ft]
 
 1. Builds a DuckDB file with ``--posts`` short synthetic posts (the demo generator, ~60-120 characters each,
    each made unique) in a temporary directory, and clears the language of ``--score`` of them so detection
@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=1_000_000, help="posts in the database (default 1M)")
     parser.add_argument("--score", type=int, default=20_000, help="posts to score in this run (0: all)")
-    parser.add_argument("--model", default="minilm", help="scorer name (default: the offline default, minilm)")
+    parser.add_argument("--model", default="minilm-ft", help="scorer name (default: the offline default, minilm-ft)")
     parser.add_argument("--db", type=Path, help="reuse this database (built if missing) instead of a temp one")
     args = parser.parse_args()
 

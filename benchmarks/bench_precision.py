@@ -36,14 +36,14 @@ def main() -> None:
     import torch
 
     from sentiment.base import LABELS
-    from sentiment.embedding import load_encoder
+    from sentiment.embedding import Encoder
     from sentiment.evaluate import metrics, read_tsv
     from sentiment.head import HEAD_FILE, Head, prepare
     from sentiment.transformer import configure_threads
 
     configure_threads()
     data = read_tsv(args.data)
-    encoder = load_encoder()
+    encoder = Encoder(runtime="torch", device="cpu").model  # the SentenceTransformer (PyTorch) itself
     head = Head.load(HEAD_FILE)
     texts = prepare(data.texts, encoder.tokenizer, int(encoder.max_seq_length) - 2)
 

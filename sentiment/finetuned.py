@@ -19,7 +19,8 @@ weights is refused rather than silently mis-scored.
 
 Texts are prepared as for the head scorer (:func:`sentiment.head.prepare`: ``@user``, ``http``, head+tail of
 an over-long text) to at most :data:`MAX_TOKENS` word pieces, scored in length-sorted batches with dynamic
-padding.
+padding, on ONNX Runtime (the merged encoder + pooling + head exported as one graph that returns the
+probabilities, cached on disk) or PyTorch, as ``AIMUSIC_RUNTIME`` chooses (:mod:`sentiment.runtime`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +62,8 @@ BUILD_COMMAND = (
     "--val ../shared/data/sentiment/val.tsv --out sentiment/weights"
 )
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: ``auto``: fp32 (fp16 on a CUDA GPU); ``int8``: ONNX Runtime's dynamic quantisation, opt-in (see docs/models.md)
+PRECISIONS = ("auto", "fp32", "fp16", "int8")
 
 
 # --------------------------------------------------------------------------------------------- the weights file
@@ -230,20 +232,26 @@ def merge_adapter(encoder: nn.Module, adapter: Adapter) -> nn.Module:
     return encoder
 
 
+def check_encoder(adapter: Adapter, encoder_dir: Path) -> str:
+    """The encoder's weights fingerprint; refuses an encoder other than the one the adapter was trained on."""
+    expected = adapter.meta.get("encoder_weights_sha256")
+    actual = encoder_fingerprint(encoder_dir)
+    if expected and actual != expected:
+        raise ScorerError(
+            f"the fine-tuned weights were trained on another encoder (weights sha256 {expected[:12]}, "
+            f"{adapter.meta.get('encoder', '?')}); {encoder_dir} has {actual[:12] or 'no weights file'}: "
+            f"retrain with `{BUILD_COMMAND}`"
+        )
+    return actual
+
+
 def build_model(
     adapter: Adapter, encoder_dir: Path | None = None, *, check_base: bool = True
 ) -> tuple[SentimentNet, Any]:
     """The packaged (or given) encoder with the adapter merged and its head, in eval mode, plus the tokenizer."""
     encoder_dir = Path(encoder_dir) if encoder_dir else default_encoder_dir()
-    expected = adapter.meta.get("encoder_weights_sha256")
-    if check_base and expected:
-        actual = encoder_fingerprint(encoder_dir)
-        if actual != expected:
-            raise ScorerError(
-                f"the fine-tuned weights were trained on another encoder (weights sha256 {expected[:12]}, "
-                f"{adapter.meta.get('encoder', '?')}); {encoder_dir} has {actual[:12] or 'no weights file'}: "
-                f"retrain with `{BUILD_COMMAND}`"
-            )
+    if check_base:
+        check_encoder(adapter, encoder_dir)
     encoder, tokenizer = load_base(encoder_dir)
     merge_adapter(encoder, adapter)
     model = SentimentNet(encoder)
@@ -284,12 +292,9 @@ def export_adapter(
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token id lists -> (ids, attention mask), padded to the longest of the batch only."""
-    width = max(len(s) for s in seqs)
-    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(seqs), width), dtype=np.int64)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = s
-        mask[i, : len(s)] = 1
+    from sentiment.runtime import pad
+
+    ids, mask = pad(seqs, pad_id)
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
@@ -345,18 +350,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def all_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 class MinilmFinetunedScorer(Scorer):
     """all-MiniLM-L6-v2 fine-tuned on tweets (LoRA merged at load), mean pooling + linear head; English only.
 
     ``model_id`` is ``minilm-ft@<first 12 hex of the weights file's sha256>``: a retrained model gets a new id.
     The file pins the encoder weights it was trained on (their sha256), so the id names the whole model.
+    Reduced precision is part of the id (``+int8``: ONNX Runtime's dynamic int8, opt-in; ``+fp16``: the GPU
+    path), the runtime is not (ONNX Runtime and PyTorch compute the same fp32 probabilities, see
+    :mod:`sentiment.runtime`).
     """
 
     languages = frozenset({"en"})
@@ -367,28 +368,82 @@ class MinilmFinetunedScorer(Scorer):
         *,
         encoder_dir: Path | None = None,
         threads: int | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         max_tokens: int = MAX_TOKENS,
         device: str = "auto",
+        runtime: str | None = None,
+        precision: str = "auto",
     ) -> None:
+        from transformers import AutoTokenizer
+
+        from sentiment import runtime as rt
+
+        if isinstance(weights, str) and "?" in weights:  # the registry's argument: [<npz>]?precision=int8
+            weights, _, query = weights.partition("?")
+            options = dict(part.partition("=")[::2] for part in query.split("&") if part)
+            if set(options) - {"precision"}:
+                raise ScorerError(f"unknown minilm-ft option(s) {sorted(options)}; known: precision")
+            precision = options.get("precision", precision).strip().lower()
+        if precision not in PRECISIONS:
+            raise ScorerError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
         path = Path(weights) if weights else WEIGHTS_FILE
         self.adapter_path = path
         self.adapter = Adapter.load(path)
-        self.device = resolve_device(device)
-        if self.device.type == "cpu":
-            torch.set_num_threads(threads or all_cores())
-        self.model, self.tokenizer = build_model(self.adapter, encoder_dir)
-        self.model.to(self.device)
+        encoder_dir = Path(encoder_dir) if encoder_dir else default_encoder_dir()
+        encoder_sha = check_encoder(self.adapter, encoder_dir)
+        setting = rt.runtime_setting(runtime)
+        self.plan = rt.choose(setting, device=device)
+        if precision == "int8" and (self.plan.backend != "onnx" or self.plan.on_gpu):
+            raise ScorerError("precision=int8 runs on ONNX Runtime on the CPU only (AIMUSIC_RUNTIME=auto or onnx, "
+                              "no GPU)")
+        half = self.plan.half and precision in ("auto", "fp16")
+        if precision == "fp16" and not self.plan.half:
+            raise ScorerError("precision=fp16 runs on a CUDA GPU with the PyTorch runtime only")
+        with _quiet_transformers():
+            self.tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
-        self.batch_size = batch_size
+        self.batch_size = batch_size or self.plan.batch_size
         self.max_tokens = max_tokens
-        self.model_id = f"minilm-ft@{self.adapter.sha256[:12]}"
+
+        def export(target: Path) -> None:
+            model, _ = build_model(self.adapter, encoder_dir, check_base=False)
+            example = torch.ones((2, 8), dtype=torch.long)
+            net = rt.wrap(model, lambda m, ids, mask: torch.softmax(m(ids, mask), dim=-1))
+            rt.export_graph(net, (example, torch.ones_like(example)), target)
+
+        def load_onnx() -> rt.OnnxModel:
+            key = f"{self.adapter.sha256}|{encoder_sha}"
+            graph, _ = rt.cached_graph("minilm-ft", key, export, int8=precision == "int8")
+            return rt.OnnxModel(graph, self.plan, threads=threads)
+
+        self.onnx = rt.try_onnx("minilm-ft", self.plan, load_onnx, strict=setting == "onnx" or precision == "int8")
+        self.runtime = "onnx" if self.onnx is not None else "torch"
+        self.device = torch.device(self.plan.device)
+        self.model: SentimentNet | None = None
+        if self.onnx is None:
+            if self.device.type == "cpu":
+                torch.set_num_threads(threads or rt.all_cores())
+            self.model, _ = build_model(self.adapter, encoder_dir, check_base=False)
+            self.model.to(self.device)
+        self.half = half and self.onnx is None
+        self.precision = "int8" if precision == "int8" else ("fp16" if self.half else "fp32")
+        suffix = "" if self.precision == "fp32" else f"+{self.precision}"
+        self.model_id = f"minilm-ft@{self.adapter.sha256[:12]}{suffix}"
         self.provenance = read_provenance(path.with_suffix(".json"))
+        log.info("loaded %s on %s (%s)", self.model_id, self.runtime, self.device)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, len(LABELS)))
         prepared = prepare(texts, self.tokenizer, self.max_tokens - 2)
         ids = tokenize(self.tokenizer, prepared, self.max_tokens)
-        logits = predict_logits(self.model, ids, self.pad_id, batch_size=self.batch_size, device=self.device)
+        if self.onnx is not None:
+            from sentiment.runtime import BatchRunner
+
+            run = BatchRunner(self.onnx, self.pad_id, len(LABELS), self.batch_size, self.plan.max_batch_tokens)
+            probs = run(ids).astype(np.float64)
+            return probs / probs.sum(axis=1, keepdims=True)
+        assert self.model is not None
+        logits = predict_logits(self.model, ids, self.pad_id, batch_size=self.batch_size, device=self.device,
+                                autocast=torch.float16 if self.half else None)
         return softmax(logits)

@@ -118,7 +118,7 @@ def head_tail_split(ids: Sequence[int], budget: int) -> tuple[list[int], list[in
     return list(ids[:head]), list(ids[len(ids) - tail :])
 
 
-def features(texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+def features(texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
     """Prepared texts -> the head's input features (the encoder's normalised embeddings)."""
     from sentiment.embedding import encode, load_encoder
 

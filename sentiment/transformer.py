@@ -5,12 +5,15 @@ Name syntax: ``transformer:<id or path>[@revision][?option&option...]`` with opt
 
 - ``labels=negative,neutral,positive``: the class order, for a model whose config only says ``LABEL_0`` ...
   (take it from the model card; nothing is guessed);
-- ``precision=auto|fp32|bf16|int8``: ``bf16`` runs matrix products in bfloat16 (autocast), ``int8``
-  quantises the linear layers dynamically (CPU only). ``auto`` (the default) is ``bf16`` where the hardware
-  computes bfloat16 natively (CPUs with AVX512-BF16 or AMX, Ampere+ GPUs) and ``fp32`` elsewhere. Measured
-  on real weights (all-MiniLM-L6-v2 + our head, val.tsv, ``benchmarks/bench_precision.py``): bf16 kept
-  99.95% of fp32's labels (macro recall -0.001); int8 (per-channel weight scales) kept 91.9% (-0.004), so
-  it is never chosen automatically. Reduced precision is part of the stored model id (``+bf16``, ``+int8``);
+- ``precision=auto|fp32|bf16|fp16|int8``: ``fp32`` runs on ONNX Runtime (an exported graph, cached; see
+  :mod:`sentiment.runtime`) or PyTorch, with the same probabilities; ``bf16`` runs matrix products in
+  bfloat16 (PyTorch autocast); ``fp16`` likewise on a CUDA GPU; ``int8`` quantises the linear layers
+  dynamically (CPU only: ONNX Runtime's quantisation, id ``+onnx-int8``, or torch's when ONNX Runtime is
+  unusable, id ``+int8``). ``auto`` (the default) is ``bf16`` where the hardware computes bfloat16 natively
+  (CPUs with AVX512-BF16 or AMX, Ampere+ GPUs), ``fp16`` on other GPUs and ``fp32`` elsewhere. Measured on
+  real weights (all-MiniLM-L6-v2 + our head, val.tsv, ``benchmarks/bench_precision.py``): bf16 kept 99.95%
+  of fp32's labels, int8 far fewer (see docs/models.md), so int8 is never chosen automatically. Reduced
+  precision is part of the stored model id;
 - ``max_length=N``: read at most N tokens (default: the model's limit).
 
 What it does: preprocesses like the cardiffnlp model cards (``@user``, ``http``); keeps the head and the tail
@@ -20,26 +23,26 @@ end); sorts a batch by token length and pads each mini-batch only to its own lon
 thread) unless ``OMP_NUM_THREADS`` says otherwise; uses a GPU when one is present.
 
 Loading never hangs: a model already in the local Hugging Face cache loads with no network; otherwise the
-hub is contacted only if it answers a TCP connect within :data:`HUB_CHECK_SECONDS` (and not at all under
-``HF_HUB_OFFLINE=1``), else a :class:`~sentiment.base.ScorerError` says what to do.
+hub is contacted only if it answers a TCP connect within :data:`~sentiment.hub.HUB_CHECK_SECONDS` (and not at
+all under ``HF_HUB_OFFLINE=1``), else a :class:`~sentiment.base.ScorerError` says what to do.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import re
-import socket
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 
 from sentiment.base import LABELS, Scorer, ScorerError
+from sentiment.hub import HUB_CHECK_SECONDS as HUB_CHECK_SECONDS  # re-exported: the probe moved to sentiment.hub
+from sentiment.hub import cached_locally, go_offline, hub_offline, hub_unreachable
 from sentiment.preprocess import clip_chars, head_tail, normalize_social
 
 log = logging.getLogger(__name__)
@@ -48,8 +51,7 @@ DEFAULT_MODEL = "cardiffnlp/twitter-roberta-base-sentiment-latest"
 MULTILINGUAL_MODEL = "cardiffnlp/twitter-xlm-roberta-base-sentiment"
 #: models known to read many languages: their scorer is not gated to English unless ``languages=`` says so
 MULTILINGUAL_MODELS = frozenset({MULTILINGUAL_MODEL})
-HUB_CHECK_SECONDS = 2.0
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 #: label spellings accepted in a model's ``id2label`` (compared lower-case)
 SYNONYMS: dict[str, str] = {
     "negative": "negative", "neg": "negative",
@@ -62,7 +64,6 @@ DOCUMENTED_ORDERS: dict[str, tuple[str, ...]] = {
     "cardiffnlp/twitter-roberta-base-sentiment": LABELS,
 }
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_TRUE = {"1", "on", "yes", "true"}
 
 
 # --- names and options ----------------------------------------------------------------------------------
@@ -109,53 +110,6 @@ def map_labels(id2label: dict[int, str], model: str, order: Sequence[str] | None
 
 # --- loading ----------------------------------------------------------------------------------------------
 
-def hub_offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-def go_offline() -> None:
-    """Make every later Hugging Face call in this process (and its children) skip the network."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        import huggingface_hub.constants as hf_constants
-
-        hf_constants.HF_HUB_OFFLINE = True
-    except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
-        pass
-
-
-def hub_unreachable(timeout: float = HUB_CHECK_SECONDS) -> str | None:
-    """Why the hub endpoint does not accept a TCP connection within ``timeout`` seconds (DNS included), or
-    ``None`` when it does. Runs in a daemon thread, so a resolver that hangs cannot hold the caller."""
-    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
-    result: list[str | None] = []
-
-    def probe() -> None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                result.append(None)
-        except OSError as exc:
-            result.append(f"{host}:{port}: {exc.strerror or exc}")
-
-    thread = threading.Thread(target=probe, daemon=True, name="hf-hub-probe")
-    thread.start()
-    thread.join(timeout)
-    return result[0] if result else f"{host}:{port}: no answer within {timeout:.0f}s"
-
-
-def cached_locally(model: str, revision: str | None) -> bool:
-    """Whether the hub model's config is in the local cache (checked without importing transformers)."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
-        return True
-    try:
-        return isinstance(try_to_load_from_cache(model, "config.json", revision=revision), str)
-    except ValueError:  # not a valid repo id
-        return False
-
-
 def _dir_fingerprint(path: Path) -> str:
     """sha256 over the files that decide a local model's outputs (:func:`sentiment.fingerprint.dir_fingerprint`)."""
     from sentiment.fingerprint import dir_fingerprint
@@ -185,8 +139,8 @@ class TransformerScorer(Scorer):
 
     ``model`` is a hub id or a local directory; ``model_id`` becomes ``transformer:<id>@<commit>`` for hub
     models (the revision the cache resolved) or ``transformer:<dir name>@sha-<hash of its files>`` for local
-    directories, plus ``+bf16``/``+int8``/``+len<N>`` when those options are used, so scores of different
-    weights or settings are never mixed.
+    directories, plus ``+bf16``/``+fp16``/``+onnx-int8``/``+int8``/``+len<N>`` when those options are used, so
+    scores of different weights or settings are never mixed.
     """
 
     def __init__(
@@ -201,6 +155,7 @@ class TransformerScorer(Scorer):
         max_batch_tokens: int = 8_192,
         device: str | None = None,
         languages: frozenset[str] | None = frozenset({"en"}),
+        runtime: str | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ScorerError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
@@ -209,8 +164,8 @@ class TransformerScorer(Scorer):
         local = Path(model).expanduser()
         if local.is_dir():
             self._load(str(local), local_only=True, revision=None, labels=labels)
-            rev = "sha-" + _dir_fingerprint(local)[:12]
-            shown = local.resolve().name
+            full_rev = "sha-" + _dir_fingerprint(local)
+            rev, shown = full_rev[:16], local.resolve().name
         else:
             if model.startswith(("/", ".", "~")) or model.count("/") > 1 or "\\" in model:
                 raise ScorerError(f"transformer model directory {model} does not exist")
@@ -219,16 +174,17 @@ class TransformerScorer(Scorer):
             self._load_from_hub(model, revision, labels)
             commit = getattr(self.config, "_commit_hash", None)
             rev = commit[:12] if commit else (revision or "unknown-revision")
-            shown = model
-        self._setup_runtime(precision, device, max_length)
+            full_rev, shown = commit or rev, model
+        self._setup_runtime(precision, device, max_length, runtime, f"{shown}@{full_rev}")
         precision = self.precision
         suffix = ("" if precision == "fp32" else f"+{precision}") + (f"+len{max_length}" if max_length else "")
         self.model_id = f"transformer:{shown}@{rev}{suffix}"
         on_gpu = self.device.type == "cuda"
-        self.batch_size = batch_size or (128 if on_gpu else 32)
+        self.batch_size = batch_size or (self.plan.batch_size if on_gpu else 32)
         self.max_batch_tokens = max_batch_tokens * (8 if on_gpu else 1)
         limit = self.budget + len(self._prefix) + len(self._suffix)
-        log.info("loaded %s on %s (%d-token limit, %d threads)", self.model_id, self.device, limit, self.threads)
+        log.info("loaded %s on %s %s (%d-token limit, %d threads)", self.model_id, self.runtime, self.device, limit,
+                 self.threads)
 
     # -- loading ----------------------------------------------------------------------------------------
     def _load_from_hub(self, model: str, revision: str | None, labels: Sequence[str] | None) -> None:
@@ -274,6 +230,7 @@ class TransformerScorer(Scorer):
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
             self.model = AutoModelForSequenceClassification.from_pretrained(location, **kwargs)
+            self._reload = lambda: AutoModelForSequenceClassification.from_pretrained(location, **kwargs).eval()
         except OSError as exc:
             if local_only and not Path(location).expanduser().is_dir():
                 raise _NotCached(str(exc)) from None
@@ -285,14 +242,53 @@ class TransformerScorer(Scorer):
         # we cut long inputs ourselves (head+tail) after tokenising them whole: not a problem to warn about
         self.tokenizer.deprecation_warnings["sequence-length-is-longer-than-the-specified-maximum"] = True
 
-    def _setup_runtime(self, precision: str, device: str | None, max_length: int | None) -> None:
+    def _setup_runtime(
+        self, precision: str, device: str | None, max_length: int | None, runtime: str | None, key: str
+    ) -> None:
         import torch
 
+        from sentiment import runtime as rt
+
+        setting = rt.runtime_setting(runtime)
+        self.plan = rt.choose(setting, device=device or "auto")
         self.threads = configure_threads()
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(self.plan.device)
         if precision == "auto":
-            precision = "bf16" if native_bf16(self.device) else "fp32"
+            native = native_bf16(self.device) and setting != "onnx"
+            precision = "bf16" if native else ("fp16" if self.device.type == "cuda" else "fp32")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ScorerError("precision=fp16 runs on a CUDA GPU only (on a CPU: fp32, bf16 or int8)")
         self.precision = precision
+        self.onnx: rt.OnnxModel | None = None
+        if precision in ("fp32", "int8") and not (precision == "int8" and self.plan.on_gpu):
+            self.onnx = rt.try_onnx(f"transformer {self.name}", self.plan, lambda: self._load_onnx(key, precision),
+                                    strict=setting == "onnx")
+        elif setting == "onnx":
+            raise ScorerError(f"precision={precision} runs on PyTorch only; unset AIMUSIC_RUNTIME or use fp32/int8")
+        self.runtime = "onnx" if self.onnx is not None else "torch"
+        if self.onnx is not None:
+            self.precision = "onnx-int8" if precision == "int8" else "fp32"  # not torch's int8: another id
+            self.threads = rt.all_cores()
+        else:
+            if self.model is None:  # the session failed after the weights were freed
+                self.model = self._reload()
+            self._setup_torch(precision)
+        # special tokens around one sequence, found by probing (works for every tokenizer family)
+        bare = self.tokenizer("a", add_special_tokens=False)["input_ids"]
+        full = self.tokenizer("a")["input_ids"]
+        start = next((i for i in range(len(full)) if full[i : i + len(bare)] == bare), 0)
+        self._prefix, self._suffix = full[:start], full[start + len(bare) :]
+        limit = model_limit(self.tokenizer, self.config)
+        if max_length:
+            limit = min(limit, max_length)
+        self.budget = limit - len(self._prefix) - len(self._suffix)
+        if self.budget < 8:
+            raise ScorerError(f"{self.name}: a {limit}-token limit leaves no room for text")
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+    def _setup_torch(self, precision: str) -> None:
+        import torch
+
         if precision == "int8":
             if self.device.type != "cpu":
                 raise ScorerError("precision=int8 (dynamic quantisation) runs on CPU only")
@@ -306,25 +302,31 @@ class TransformerScorer(Scorer):
                     self.model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
                 )
         self.model.to(self.device)
-        self._autocast = precision == "bf16"
-        if self._autocast:
+        self._autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        if self._autocast is torch.bfloat16:
             # linear weights stored in bfloat16 once (what autocast would cast them to on every call: same
             # numbers, less work, half their memory); layer norms and softmax stay float32 under autocast
             for module in self.model.modules():
                 if isinstance(module, torch.nn.Linear):
                     module.to(torch.bfloat16)
-        # special tokens around one sequence, found by probing (works for every tokenizer family)
-        bare = self.tokenizer("a", add_special_tokens=False)["input_ids"]
-        full = self.tokenizer("a")["input_ids"]
-        start = next((i for i in range(len(full)) if full[i : i + len(bare)] == bare), 0)
-        self._prefix, self._suffix = full[:start], full[start + len(bare) :]
-        limit = model_limit(self.tokenizer, self.model.config)
-        if max_length:
-            limit = min(limit, max_length)
-        self.budget = limit - len(self._prefix) - len(self._suffix)
-        if self.budget < 8:
-            raise ScorerError(f"{self.name}: a {limit}-token limit leaves no room for text")
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+    def _load_onnx(self, key: str, precision: str) -> Any:
+        """The ONNX Runtime session on this model's exported graph (ids, mask -> probabilities in its own order)."""
+        import torch
+
+        from sentiment import runtime as rt
+
+        def export(target: Path) -> None:
+            def probs(model: Any, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+                return torch.softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+
+            ids = torch.full((2, 8), 5, dtype=torch.long)
+            rt.export_graph(rt.wrap(self.model.float(), probs), (ids, torch.ones_like(ids)), target)
+
+        graph, _ = rt.cached_graph("transformer", key, export, int8=precision == "int8")
+        self.model = None  # freed before the session reads its own copy (lower peak memory); reloaded if it fails
+        gc.collect()
+        return rt.OnnxModel(graph, self.plan)
 
     # -- scoring ----------------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
@@ -355,6 +357,13 @@ class TransformerScorer(Scorer):
             return np.zeros((0, 3))
         ids = self.encode(texts)
         probs = np.zeros((len(ids), 3))
+        if self.onnx is not None:
+            from sentiment.runtime import pad
+
+            for batch in self.batches([len(x) for x in ids]):
+                p = np.asarray(self.onnx(*pad([ids[i] for i in batch], self.pad_id)), dtype=np.float64)
+                probs[batch] = (p / p.sum(axis=1, keepdims=True))[:, self.label_index]
+            return probs
         with torch.inference_mode():
             for batch in self.batches([len(x) for x in ids]):
                 width = max(len(ids[i]) for i in batch)
@@ -364,7 +373,8 @@ class TransformerScorer(Scorer):
                     input_ids[row, : len(ids[i])] = torch.tensor(ids[i], dtype=torch.long)
                     mask[row, : len(ids[i])] = 1
                 inputs = {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
+                with torch.autocast(self.device.type, dtype=self._autocast or torch.float32,
+                                    enabled=self._autocast is not None):
                     logits = self.model(**inputs).logits
                 p = torch.softmax(logits.float(), dim=-1).cpu().numpy()
                 probs[batch] = p[:, self.label_index]

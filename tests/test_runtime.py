@@ -148,6 +148,8 @@ def test_int8_is_opt_in_named_in_the_id_and_close(tiny_bert, adapter, cache):
     int8 = MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, device="cpu", precision="int8")
     assert int8.model_id == fp32.model_id + "+int8" and fp32.precision == "fp32"
     assert len(list(cache.glob("minilm-ft-int8-*.onnx"))) == 1
+    named = MinilmFinetunedScorer(f"{adapter}?precision=int8", encoder_dir=tiny_bert, device="cpu")  # registry form
+    assert named.model_id == int8.model_id
     np.testing.assert_allclose(int8.predict_proba(TEXTS), fp32.predict_proba(TEXTS), atol=0.1)
     with pytest.raises(ScorerError, match="int8 runs on ONNX Runtime"):
         MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, device="cpu", runtime="torch", precision="int8")
@@ -258,6 +260,9 @@ def test_gpu_selection_failures_are_clear():
         rt.choose("auto", device="cuda", cuda=False, providers=CPU_ONLY)
     with pytest.raises(ScorerError, match="onnxruntime does not import"):
         rt.choose("onnx", device="auto", cuda=False, providers=None)
+    with pytest.raises(ScorerError, match="no CUDA provider"):
+        rt.choose("onnx", device="cuda", cuda=True, providers=CPU_ONLY)
+    assert rt.choose("torch", device="cuda", cuda=True, providers=CPU_ONLY).device == "cuda"
     with pytest.raises(ScorerError, match="unknown device"):
         rt.choose("auto", device="tpu", cuda=False, providers=CPU_ONLY)
 
@@ -280,3 +285,17 @@ def test_gpu_plans_reach_the_scorers(tiny_bert, adapter, tmp_path, monkeypatch):
     with pytest.raises(ScorerError, match="int8 runs on ONNX Runtime on the CPU only"):
         MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, precision="int8")
 
+
+
+def test_a_session_that_fails_after_the_weights_were_freed_reloads_them(tmp_path, caplog, monkeypatch):
+    model = build_tiny_classifier(tmp_path / "model", max_length=64)
+
+    def no_session(*args, **kwargs):
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Load model failed")
+
+    monkeypatch.setattr(rt, "OnnxModel", no_session)
+    caplog.set_level(logging.WARNING)
+    scorer = load_scorer(f"transformer:{model}?precision=fp32")
+    assert scorer.runtime == "torch" and scorer.model is not None
+    assert scorer.score(["i love this song"]).status == ["scored"]
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
