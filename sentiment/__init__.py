@@ -4,7 +4,8 @@ Names (``--model`` or ``AIMUSIC_MODEL``):
 
 - ``transformer:<hub id or local dir>[@revision][?labels=...&precision=auto|fp32|bf16|int8&max_length=N&languages=any]``
   (``transformer`` alone: :data:`~sentiment.transformer.DEFAULT_MODEL`);
-- ``minilm`` (also ``minilm-head``): the offline default, all-MiniLM-L6-v2 embeddings + the project's head;
+- ``minilm`` (also ``minilm-head``): all-MiniLM-L6-v2 embeddings + the project's logistic head (the offline
+  default before ``minilm-ft``, which fine-tunes the encoder itself);
 - ``minilm-ft[:<npz>]``: all-MiniLM-L6-v2 fine-tuned on tweets (LoRA merged at load), :mod:`sentiment.finetuned`;
 - ``vader``: the lexicon baseline, fastest, for huge backfills;
 - ``custom:<task>-v<N>``: a head trained on the user's own labels by ``aimusic train`` (:mod:`sentiment.custom`).

@@ -27,7 +27,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -301,13 +300,9 @@ def _dir_fingerprint(path: Path) -> str:
 
 
 def _hub_usable() -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
-        return False
-    try:
-        from sentiment.transformer import hub_reachable
-    except ImportError:  # pragma: no cover
-        return False
-    return hub_reachable()
+    from sentiment.hub import hub_offline, hub_unreachable
+
+    return not hub_offline() and hub_unreachable() is None
 
 
 # --- registry --------------------------------------------------------------------------------------------

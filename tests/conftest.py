@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# exported ONNX graphs of the tests' tiny models go to a temporary folder, not the user's cache
+os.environ.setdefault("AIMUSIC_CACHE_DIR", tempfile.mkdtemp(prefix="aimusic-test-cache-"))
 os.environ.pop("AIMUSIC_DB", None)
 
 _real_connect = socket.socket.connect
