@@ -13,8 +13,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# exported ONNX graphs of the tests' tiny models go to a temporary folder, not the user's cache
-os.environ.setdefault("AIMUSIC_CACHE_DIR", tempfile.mkdtemp(prefix="aimusic-test-cache-"))
+# exported ONNX graphs of the tests' tiny models go to a temporary folder of this process, not the user's cache
+# (set again for every test by _clean_env, which clears the other AIMUSIC_ variables)
+TEST_CACHE_DIR = tempfile.mkdtemp(prefix="aimusic-test-cache-")
 os.environ.pop("AIMUSIC_DB", None)
 
 _real_connect = socket.socket.connect
@@ -88,6 +89,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
         if name.startswith(("REDDIT_", "X_BEARER", "BLUESKY_", "MASTODON_", "AIMUSIC_")):
             monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIMUSIC_CACHE_DIR", TEST_CACHE_DIR)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("aimusic.core.config.PROJECT_ENV_FILE", tmp_path / ".env")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,13 +37,6 @@ SENTENCES = (
 )
 WORDS = sorted({word for sentence in SENTENCES for word in sentence.split()})
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Exported ONNX graphs go to a folder of this test session, never the user's cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIMUSIC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "aimusic-cache"))
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +16,6 @@ from sentiment.transformer import map_labels, parse_name
 
 HUB_ID = "cardiffnlp/twitter-roberta-base-sentiment-latest"
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Exported ONNX graphs go to a folder of this test session, never the user's cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIMUSIC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "aimusic-cache"))
-        yield
 
 
 @pytest.fixture(scope="module")
