@@ -232,6 +232,21 @@ def merge_adapter(encoder: nn.Module, adapter: Adapter) -> nn.Module:
     return encoder
 
 
+def repin(path: Path, encoder_dir: Path | None = None) -> Adapter:
+    """Pin an adapter trained against another copy of the encoder (e.g. the fp16 copy carried to a GPU machine,
+    whose weights differ from the packaged fp32 ones by rounding) to the packaged encoder here: the old
+    fingerprint is kept as ``trained_against_encoder_sha256``; the file is rewritten (its sha256 changes).
+    Measure the file again afterwards: its figures belong to the encoder it now runs on."""
+    adapter = Adapter.load(path)
+    actual = encoder_fingerprint(Path(encoder_dir) if encoder_dir else default_encoder_dir())
+    before = adapter.meta.get("encoder_weights_sha256", "")
+    if before and before != actual:
+        adapter.meta["trained_against_encoder_sha256"] = before
+    adapter.meta["encoder_weights_sha256"] = actual
+    adapter.save(path)
+    return adapter
+
+
 def check_encoder(adapter: Adapter, encoder_dir: Path) -> str:
     """The encoder's weights fingerprint; refuses an encoder other than the one the adapter was trained on."""
     expected = adapter.meta.get("encoder_weights_sha256")
@@ -373,6 +388,7 @@ class MinilmFinetunedScorer(Scorer):
         device: str = "auto",
         runtime: str | None = None,
         precision: str = "auto",
+        task: str = "sentiment",
     ) -> None:
         from transformers import AutoTokenizer
 
@@ -389,6 +405,8 @@ class MinilmFinetunedScorer(Scorer):
         path = Path(weights) if weights else WEIGHTS_FILE
         self.adapter_path = path
         self.adapter = Adapter.load(path)
+        if self.adapter.meta.get("task", "sentiment") != task:
+            raise ScorerError(f"{path} is a {self.adapter.meta.get('task')} model, not a {task} model")
         encoder_dir = Path(encoder_dir) if encoder_dir else default_encoder_dir()
         encoder_sha = check_encoder(self.adapter, encoder_dir)
         setting = rt.runtime_setting(runtime)

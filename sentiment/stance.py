@@ -312,6 +312,12 @@ def _minilm(arg: str | None) -> StanceScorer:
     return MinilmStanceScorer(Path(arg) if arg else None)
 
 
+def _finetuned(arg: str | None) -> StanceScorer:
+    from sentiment.stance_ft import FinetunedStanceScorer
+
+    return FinetunedStanceScorer(arg)
+
+
 def _nli(arg: str | None) -> StanceScorer:
     if not arg:
         raise ScorerError("name the NLI model: nli:<hub id or local dir>[@revision]")
@@ -320,7 +326,7 @@ def _nli(arg: str | None) -> StanceScorer:
 
 
 #: family name -> factory(argument or None)
-REGISTRY: dict[str, Callable[[str | None], StanceScorer]] = {"minilm": _minilm, "nli": _nli}
+REGISTRY: dict[str, Callable[[str | None], StanceScorer]] = {"minilm": _minilm, "minilm-ft": _finetuned, "nli": _nli}
 DEFAULT_STANCE = "minilm"
 
 
