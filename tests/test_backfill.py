@@ -366,6 +366,12 @@ def test_cli_backfill(tmp_path, monkeypatch) -> None:
     assert again.exit_code == 0 and "already imported" in again.output
     bad = runner.invoke(app, ["backfill", str(path), "--db", str(db), "--map", "oops", "--no-score"])
     assert bad.exit_code == 2 and "COLUMN=FIELD" in bad.output
+    bad = runner.invoke(app, ["backfill", str(path), "--db", str(db), "--reader", "fast", "--no-score"])
+    assert bad.exit_code == 2 and "bulk or line" in bad.output
+    # the line reader with the rules only reads the same file again (forced) and adds nothing
+    lines = runner.invoke(app, [*args, "--no-score", "--force", "--reader", "line", "--rules-only"])
+    assert lines.exit_code == 0, lines.output
+    assert "10 lines read" in lines.output and store.count("posts") == 6
 
 
 # --- the pre-check in front of the relevance filter -------------------------------------------------------------

@@ -31,6 +31,8 @@ def backfill_command(
     force: bool,
     console: Console,
     out: Console,
+    second_stage: bool = True,
+    bulk: bool = True,
 ) -> tuple[int, list[FileReport]]:
     """Run the import with a progress bar; return (exit code, reports). 0: all read; 1: some file failed."""
     from aimusic.pipeline.backfill import BackfillOptions, backfill_paths, summary_line
@@ -50,6 +52,8 @@ def backfill_command(
         source_name=source_name,
         force=force,
         quarantine_dir=store.path.parent / "quarantine",
+        second_stage=second_stage,
+        bulk=bulk,
     )
     progress = Progress(
         TextColumn("{task.description}"),
@@ -106,6 +110,11 @@ def backfill(
     score: Annotated[bool, typer.Option("--score/--no-score", help="score the imported posts afterwards")] = True,
     force: Annotated[bool, typer.Option("--force", help="read files already imported again")] = False,
     topics: TopicsOpt = None,
+    second_stage: Annotated[bool, typer.Option(
+        "--second-stage/--rules-only", help="also ask the semantic relevance stage about texts the rules leave "
+        "unsure (slower: it embeds them); --rules-only keeps what the rules keep")] = True,
+    reader: Annotated[str, typer.Option(
+        "--reader", help="Reddit dumps: bulk (DuckDB reads every line, Python only candidates) or line")] = "bulk",
 ) -> None:
     """Import history (Reddit dumps, saved X API responses, CSV/JSONL): relevant posts only, resumable."""
     from aimusic.cli.run import score_db
@@ -114,11 +123,15 @@ def backfill(
 
     setup_logging()
     check_db(db)
+    if reader not in ("bulk", "line"):
+        err_console.print(f"[bold red]error:[/] --reader {reader!r}: bulk or line")
+        raise typer.Exit(2)
     with reported():
         target = resolve_db(db)
         code, _ = backfill_command(
             paths, store=Store(target), topics=load_topics(topics), fmt=fmt, mapping=mapping,
             source_name=source_name, force=force, console=err_console, out=std_out,
+            second_stage=second_stage, bulk=reader == "bulk",
         )
     if code in (0, 1) and score:
         score_db(target, model)

@@ -15,23 +15,58 @@ check (they are relevant without a term).
 
 When the filter has a usable second stage (:mod:`aimusic.debate.semantic`), a text without a tracked term can
 still be relevant; the pre-check then also passes texts holding an AI-ish and a music-ish word stem
-(:func:`aimusic.debate.semantic.stems`, the second stage's own pre-check), so it stays exact.
+(:func:`aimusic.debate.semantic.stems`, the second stage's own pre-check), so it stays exact; with the filter's
+broad class on (:attr:`RelevanceFilter.broad_on`: monitoring, not ``aimusic backfill``), texts with either stem.
+
+:meth:`QuickRelevance.bulk_patterns` gives the same pre-check in a coarser, vectorised form (RE2 patterns for
+DuckDB's ``regexp_matches``) for bulk imports: a superset again, so the exact check that follows in Python loses
+nothing.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from aimusic.core.text import join_title_body
 from aimusic.debate.relevance import Decision, RelevanceFilter
-from aimusic.debate.semantic import stems
+from aimusic.debate.semantic import AI_STEMS, MUSIC_STEMS, ai_stem, music_stem, stems
 
 #: characters that ``re.IGNORECASE`` equates with an ASCII letter while ``str.lower`` does not map them to it
 CASE_SPECIALS = frozenset("\u0130\u0131\u017f\u212a")
 _SPECIALS = re.compile("[" + "".join(sorted(CASE_SPECIALS)) + "]")
 _SPLIT = re.compile(r"[\s\-_]+")
+_RE2_META = frozenset("\\.+*?()|[]{}^$-#&~")
+#: at a word start (RE2, case-insensitive): what ``_starts_word`` asks of the lower-cased text, loosened (any
+#: character that is not an ASCII letter counts as a word boundary)
+_WORD_START = "(?:^|[^a-z])"
+
+
+def _re2_alternatives(words: Iterable[str]) -> str:
+    """RE2 alternation of ``words``, longest first, metacharacters escaped."""
+    unique = sorted(set(words), key=lambda w: (-len(w), w))
+    return "|".join("".join("\\" + c if c in _RE2_META else c for c in w) for w in unique)
+
+
+@dataclass(frozen=True)
+class BulkPatterns:
+    """RE2 patterns over a post's text (title, body, ... joined by newlines) whose combination is a superset of
+    :meth:`QuickRelevance.could_match`: a text can match only if ``any_of`` matches, or ``words`` and ``keys``
+    both do, or (second stage on) ``ai`` and ``music`` both do. Case-insensitive, on the original (not lower-cased)
+    text; a text holding "a.i." / "a. i." or one of :data:`CASE_SPECIALS` always matches ``any_of``. Texts of an
+    on-topic community (:meth:`on_topic`) skip the pre-check, as in :meth:`QuickRelevance.decide`."""
+
+    any_of: str
+    words: str | None
+    keys: str | None
+    ai: str | None
+    music: str | None
+    communities: frozenset[str]
+
+    def on_topic(self, community: str | None) -> bool:
+        return bool(community) and _community_key(str(community)) in self.communities
 
 
 @functools.lru_cache(maxsize=4096)
@@ -106,8 +141,12 @@ class QuickRelevance:
         low = text.lower()
         if "a." in low:  # "A.I." is read as "AI"
             low = low.replace("a.i.", "ai ").replace("a. i.", "ai ")
-        if self.relevance.stage_two is not None and all(stems(low)):
-            return True
+        if self.relevance.stage_two is not None:
+            if self.relevance.broad_on:  # one stem is enough for the broad class
+                if ai_stem(low) or music_stem(low):
+                    return True
+            elif all(stems(low)):
+                return True
         for first, others in self._short:
             if _starts_word(low, first) and all(w in low for w in others):
                 return True
@@ -123,6 +162,29 @@ class QuickRelevance:
                     if all(w in low for w in others) and _starts_word(low, first):
                         return True
         return False
+
+    def bulk_patterns(self) -> BulkPatterns | None:
+        """The pre-check as RE2 patterns for a vectorised first pass (see :class:`BulkPatterns`); ``None`` when
+        the pre-check is off (every text must go to the filter)."""
+        if not self._enabled or self._communities is None:
+            return None
+        specials = "".join(f"\\x{{{ord(c):x}}}" for c in sorted(CASE_SPECIALS))
+        any_of = f"[{specials}]|(?i:a\\. ?i\\."
+        if self._short:
+            any_of += f"|{_WORD_START}(?:{_re2_alternatives(first for first, _ in self._short)})"
+        if self.relevance.stage_two is not None and self.relevance.broad_on:  # one stem is enough (not in backfill)
+            any_of += f"|{_WORD_START}(?:{_re2_alternatives((*AI_STEMS, *MUSIC_STEMS))})"
+        any_of += ")"
+        # a term whose first word is also a one-word short term ("AI song" and "AI") needs nothing more
+        bare = {first for first, others in self._short if not others}
+        pairs = [(key, first) for key, entries in self._by_key.items() for _, first in entries if first not in bare]
+        words = f"(?i){_WORD_START}(?:{_re2_alternatives(f for _, f in pairs)})" if pairs else None
+        keys = f"(?i)(?:{_re2_alternatives(k for k, _ in pairs)})" if pairs else None
+        ai = music = None
+        if self.relevance.stage_two is not None:
+            ai = f"(?i){_WORD_START}(?:{_re2_alternatives(AI_STEMS)})"
+            music = f"(?i){_WORD_START}(?:{_re2_alternatives(MUSIC_STEMS)})"
+        return BulkPatterns(any_of, words, keys, ai, music, frozenset(self._communities))
 
     def decide(self, title: str | None, text: str | None, community: str | None = None, *,
                defer: bool = False) -> Decision | None:

@@ -33,16 +33,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import pyarrow as pa
 import zstandard
-from pydantic import ValidationError
 
-from aimusic.core.records import Post, posts_to_arrow
 from aimusic.core.topics import Topics
-from aimusic.debate.quickfilter import QuickRelevance
+from aimusic.debate.quickfilter import BulkPatterns, QuickRelevance
 from aimusic.debate.relevance import RelevanceFilter
+from aimusic.pipeline.backfill_bulk import BLOCK_BYTES, import_bulk
 from aimusic.pipeline.backfill_formats import (
-    BadUnit,
     FormatError,
     csv_rows,
     detect_format,
@@ -50,7 +47,8 @@ from aimusic.pipeline.backfill_formats import (
     reader_for,
     x_json_units,
 )
-from aimusic.pipeline.dumpfiles import is_json_document, open_binary, safe_stem
+from aimusic.pipeline.backfill_units import Quarantine, UnitImporter, one_line
+from aimusic.pipeline.dumpfiles import CountingReader, is_json_document, open_binary
 from aimusic.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -72,6 +70,9 @@ class BackfillOptions:
     force: bool = False
     quarantine_dir: Path = Path("data/quarantine")
     bad_sample: int = 100  # bad units written to the quarantine file per import
+    bulk: bool = True  # Reddit NDJSON dumps: DuckDB reads every line, Python only candidates (backfill_bulk)
+    second_stage: bool = True  # the semantic relevance stage (when its model is here); False: rules only
+    block_bytes: int = BLOCK_BYTES  # decompressed bytes per block of the bulk reader
 
 
 @dataclass
@@ -95,6 +96,9 @@ class FileReport:
     error: str | None = None
     quarantine: str | None = None
     seconds: float = 0.0
+    reader: str = ""  # "bulk" or "lines"
+    candidates: int = 0  # units handed to the per-line code (the bulk reader skips the rest)
+    embedded: int = 0  # texts the second relevance stage embedded
 
     @property
     def lines_per_second(self) -> float:
@@ -134,35 +138,6 @@ def load_progress(store: Store, fp: str) -> dict[str, Any]:
 # --- the import ------------------------------------------------------------------------------------------------------
 
 
-class _Quarantine:
-    def __init__(self, directory: Path, path: Path, fp: str, limit: int) -> None:
-        self.file = directory / f"{safe_stem(path)}-{fp[:8]}.jsonl"
-        self.path = path
-        self.limit = limit
-        self.written = 0
-        self._handle: IO[str] | None = None
-
-    def add(self, unit: int, reason: str, raw: Any) -> None:
-        if self.written >= self.limit:
-            return
-        if self._handle is None:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.file.open("a", encoding="utf-8")
-        if isinstance(raw, bytes | bytearray):
-            text = bytes(raw[: RAW_SAMPLE * 4]).decode("utf-8", errors="replace")
-        elif isinstance(raw, str):
-            text = raw
-        else:
-            text = json.dumps(raw, ensure_ascii=False, default=str)
-        record = {"file": str(self.path), "unit": unit, "error": reason, "raw": text[:RAW_SAMPLE]}
-        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self.written += 1
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-
-
 def _units(path: Path, fmt: str, stream: IO[bytes]) -> Iterator[Any]:
     if fmt == "csv":
         return csv_rows(stream, path)
@@ -171,28 +146,53 @@ def _units(path: Path, fmt: str, stream: IO[bytes]) -> Iterator[Any]:
     return iter(stream)
 
 
-def _fresher_only(store: Store, table: pa.Table) -> pa.Table:
-    """Rows that are new, or captured later than the stored copy (an older copy never overwrites a newer one)."""
-    if table.num_rows == 0:
-        return table
-    keys = table.select(["source", "post_id", "fetched_at"])
-    with store.connect() as con:
-        con.register("_bf_keys", keys)
-        try:
-            stale = con.sql(
-                """SELECT k.source, k.post_id FROM _bf_keys k JOIN posts p
-                   ON p.source = k.source AND p.post_id = k.post_id WHERE p.fetched_at >= k.fetched_at"""
-            ).fetchall()
-        finally:
-            con.unregister("_bf_keys")
-    if not stale:
-        return table
-    drop = set(stale)
-    mask = [
-        (s, p) not in drop
-        for s, p in zip(table.column("source").to_pylist(), table.column("post_id").to_pylist(), strict=True)
-    ]
-    return table.filter(pa.array(mask, pa.bool_()))
+@dataclass
+class _At:
+    """Where the reading stands: ``unit_no`` is the unit being handled (all before it are done)."""
+
+    unit_no: int
+    reported_bytes: int = 0
+
+
+def _read_lines(path: Path, fmt: str, stream: IO[bytes], counter: CountingReader, importer: UnitImporter, at: _At,
+                options: BackfillOptions, skip: int, progress: Progress | None) -> None:
+    """The line reader: every unit through :meth:`UnitImporter.unit`."""
+    report = importer.report
+    unit_no = 0
+    for unit in _units(path, fmt, stream):
+        unit_no += 1
+        at.unit_no = unit_no
+        if progress is not None and unit_no % PROGRESS_EVERY == 0:
+            progress(counter.count - at.reported_bytes)
+            at.reported_bytes = counter.count
+        if unit_no <= skip:
+            continue
+        report.lines += 1
+        importer.unit(unit_no, unit)
+        if unit_no % options.batch_lines == 0:
+            importer.flush(done=False, units=unit_no)
+
+
+def _read_bulk(stream: IO[bytes], counter: CountingReader, patterns: BulkPatterns, importer: UnitImporter,
+               at: _At, options: BackfillOptions, skip: int,
+               progress: Progress | None) -> None:
+    """The bulk reader (:mod:`aimusic.pipeline.backfill_bulk`): only the lines that may matter reach Python."""
+    report = importer.report
+
+    def read(lines: int) -> None:
+        report.lines += lines
+        if progress is not None:
+            progress(counter.count - at.reported_bytes)
+            at.reported_bytes = counter.count
+
+    def at_line(unit_no: int) -> None:
+        at.unit_no = unit_no
+
+    import_bulk(
+        stream, patterns, skip=skip, batch_lines=options.batch_lines, handle=importer.unit,
+        flush=lambda units: importer.flush(done=False, units=units), at_line=at_line, read=read,
+        block_bytes=options.block_bytes,
+    )
 
 
 def backfill_file(
@@ -214,7 +214,7 @@ def backfill_file(
         mtime_us = int(mtime * 1_000_000)
         reader = reader_for(fmt, options.mapping, options.source_name, fetched_at=datetime.fromtimestamp(mtime, UTC))
     except (OSError, FormatError) as exc:
-        report.error = _one_line(exc)
+        report.error = one_line(exc)
         return report
     state = {} if options.force else load_progress(store, fp)
     if state.get("done"):
@@ -224,120 +224,46 @@ def backfill_file(
         return report
     skip = int(state.get("units") or 0)
     report.resumed_from = skip
-    quarantine = _Quarantine(options.quarantine_dir, path, fp, options.bad_sample)
-    key = (CURSOR_SOURCE, progress_key(fp))
-    pending: list[Post] = []
-    waiting: list[tuple[Post, str | None]] = []  # posts the second relevance stage decides, in one batch per flush
-    unit_no = 0
-    reported_bytes = 0
-
-    def flush(done: bool, units: int) -> None:
-        """Commit the pending posts together with the file's progress (``units`` fully handled)."""
-        nonlocal pending, waiting
-        if waiting:
-            decisions = checker.resolve([p.full_text for p, _ in waiting], [c for _, c in waiting])
-            for (post, _), decision in zip(waiting, decisions, strict=True):
-                if decision.relevant:
-                    post.terms, post.relevance = decision.terms, decision.reason
-                    pending.append(post)
-                    report.relevant += 1
-            waiting = []
-        kept = len(pending)
-        fresh = _fresher_only(store, posts_to_arrow(pending))
-        pending = []
-        cursor = {
-            "path": str(path),
-            "format": fmt,
-            "units": units,
-            "done": done,
-            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        result = store.upsert_posts(fresh, cursors={key: json.dumps(cursor)})
-        report.new += result.new
-        report.updated += result.updated
-        report.duplicates += kept - result.new - result.updated
-
+    quarantine = Quarantine(options.quarantine_dir, path, fp, options.bad_sample)
+    importer = UnitImporter(
+        store=store, checker=checker, reader=reader, report=report, quarantine=quarantine,
+        cursor_key=(CURSOR_SOURCE, progress_key(fp)), cursor_base={"path": str(path), "format": fmt},
+        mtime_us=mtime_us,
+    )
+    stage_two = checker.relevance.stage_two
+    embedded_before = stage_two.embedded if stage_two is not None else 0
+    patterns = checker.bulk_patterns() if options.bulk and fmt == "reddit" else None
+    report.reader = "bulk" if patterns is not None else "lines"
+    at = _At(skip)
     stream, counter = open_binary(path)
     try:
-        units = _units(path, fmt, stream)
-        for unit in units:
-            unit_no += 1
-            if progress is not None and unit_no % PROGRESS_EVERY == 0:
-                progress(counter.count - reported_bytes)
-                reported_bytes = counter.count
-            if unit_no <= skip:
-                continue
-            report.lines += 1
-            if isinstance(unit, bytes) and not unit.strip():
-                continue
-            try:
-                candidates = reader.candidates(unit)
-            except BadUnit as exc:
-                report.bad += 1
-                quarantine.add(unit_no, str(exc), unit)
-                continue
-            for cand in candidates:
-                decision = checker.decide(cand.title, cand.text, cand.community, defer=True)
-                if decision is None:
-                    continue
-                try:
-                    fields = cand.build()
-                    if fields is None:
-                        report.not_posts += 1
-                        continue
-                    post = _post(fields, decision.terms, mtime_us, decision.reason)
-                except (BadUnit, ValidationError, ValueError, TypeError, KeyError) as exc:
-                    report.bad += 1
-                    quarantine.add(unit_no, _one_line(exc), unit)
-                    continue
-                if decision.stage == "pending":
-                    waiting.append((post, cand.community))
-                    continue
-                pending.append(post)
-                report.relevant += 1
-            if unit_no % options.batch_lines == 0:
-                flush(done=False, units=unit_no)
-        flush(done=True, units=unit_no)
+        if patterns is not None:
+            _read_bulk(stream, counter, patterns, importer, at, options, skip, progress)
+        else:
+            _read_lines(path, fmt, stream, counter, importer, at, options, skip, progress)
+        importer.flush(done=True, units=at.unit_no)
         report.completed = True
     except KeyboardInterrupt:
         report.interrupted = True
         # the unit being handled may be half done: commit the others and read it again on resume (upserts are
         # idempotent, so its posts already pending are simply not new then)
-        flush(done=False, units=max(unit_no - 1, skip))
+        importer.flush(done=False, units=max(at.unit_no - 1, skip))
         raise
     except (OSError, EOFError, zstandard.ZstdError, FormatError, UnicodeDecodeError, csv.Error) as exc:
-        report.error = f"stopped after line {unit_no:,}: {_one_line(exc)} (everything before is kept)"
-        flush(done=False, units=max(unit_no - 1, skip))
+        report.error = f"stopped after line {at.unit_no:,}: {one_line(exc)} (everything before is kept)"
+        importer.flush(done=False, units=max(at.unit_no - 1, skip))
     finally:
         stream.close()
         quarantine.close()
         if quarantine.written:
             report.quarantine = str(quarantine.file)
         if progress is not None:
-            progress(max(counter.count - reported_bytes, 0))
+            progress(max(counter.count - at.reported_bytes, 0))
+        report.candidates = importer.handed
+        if stage_two is not None:
+            report.embedded = stage_two.embedded - embedded_before
         report.seconds = time.perf_counter() - started
     return report
-
-
-def _post(fields: dict[str, Any] | Post, terms: list[str], mtime_us: int, relevance: str | None = None) -> Post:
-    if isinstance(fields, Post):
-        fields.terms = terms
-        fields.relevance = relevance
-        return fields
-    values = dict(fields)
-    stamp = values.pop("fetched_at", None)
-    values["fetched_at"] = stamp if stamp is not None else mtime_us / 1_000_000
-    values["terms"] = terms
-    values["relevance"] = relevance
-    return Post(**values)
-
-
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, ValidationError):
-        err = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split())[:300]
 
 
 def backfill_paths(
@@ -349,7 +275,7 @@ def backfill_paths(
     progress_factory: Callable[[Path], Progress | None] | None = None,
 ) -> list[FileReport]:
     """Import each file in turn; a file that cannot be read is reported and the others go on."""
-    checker = QuickRelevance(RelevanceFilter(topics))
+    checker = QuickRelevance(RelevanceFilter(topics, semantic="auto" if options.second_stage else None, broad=False))
     reports = []
     for path in paths:
         path = Path(path)
