@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from sentiment.base import ScorerError
+from sentiment.preprocess import valid_text
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class Encoder:
     def embed(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """L2-normalised embeddings (len(texts), dim) float32, no cache."""
         batch_size = batch_size or self.plan.batch_size
-        texts = [t if t.isascii() else t.encode("utf-8", "replace").decode("utf-8") for t in texts]  # lone surrogates
+        texts = [valid_text(t) for t in texts]
         if self.model is not None:
             return np.asarray(self.model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
                                                 convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)

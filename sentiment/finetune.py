@@ -49,11 +49,18 @@ from sentiment.finetuned import (
     export_adapter,
     load_base,
     predict_logits,
-    resolve_device,
     tokenize,
 )
 from sentiment.head import PREPARE_VERSION, prepare
-from sentiment.lora_training import BUCKET_BATCHES, Recipe, inject_lora, score_logits, short_figures, train_loop
+from sentiment.lora_training import (
+    BUCKET_BATCHES,
+    Recipe,
+    inject_lora,
+    resolve_device,
+    score_logits,
+    short_figures,
+    train_loop,
+)
 from sentiment.train_head import stratified_split
 
 log = logging.getLogger(__name__)
@@ -136,23 +143,7 @@ def train(
     shipped.to(dev)
     hold_shipped = score_logits(y[hold_idx], predict_logits(shipped, [ids[i] for i in hold_idx], pad_id,
                                                         batch_size=eval_batch_size, device=dev))
-    val_record = None
-    if val is not None:
-        from sentiment.finetuned import MAX_TOKENS
-
-        val_ids = tokenize(tokenizer, prepare(val.texts, tokenizer, MAX_TOKENS - 2), MAX_TOKENS)
-        y_val = np.array([LABELS.index(label) for label in val.labels])
-        vm = score_logits(y_val, predict_logits(shipped, val_ids, pad_id, batch_size=eval_batch_size, device=dev))
-        val_record = {
-            "file": Path(val.path).name, "sha256": val.sha256, "rows": len(val), "max_tokens": MAX_TOKENS,
-            "macro_recall": round(vm["macro_recall"], 4), "accuracy": round(vm["accuracy"], 4),
-            "macro_f1": round(vm["macro_f1"], 4),
-            "recall": {k: round(v, 4) for k, v in vm["recall"].items()},
-            "labels": list(LABELS), "confusion": vm["confusion"],
-            "metric": "sklearn.metrics.recall_score(average='macro', labels=[negative, neutral, positive])",
-        }
-        log.info("val (%s): macro recall %.4f, accuracy %.4f, macro F1 %.4f", val.path, vm["macro_recall"],
-                 vm["accuracy"], vm["macro_f1"])
+    val_record = val_figures(shipped, tokenizer, val, dev, eval_batch_size) if val is not None else None
 
     import peft
     import transformers
@@ -245,9 +236,47 @@ def _device_record(dev: torch.device, amp_dtype: torch.dtype | None) -> dict[str
             "precision": "float32"}
 
 
+def val_figures(model: Any, tokenizer: Any, val: LabelledData, dev: torch.device, batch_size: int = 128,
+                ) -> dict[str, Any]:
+    """Macro recall and the rest on a labelled file, read as the scorer reads it (128 word pieces)."""
+    from sentiment.finetuned import MAX_TOKENS
+
+    val_ids = tokenize(tokenizer, prepare(val.texts, tokenizer, MAX_TOKENS - 2), MAX_TOKENS)
+    y_val = np.array([LABELS.index(label) for label in val.labels])
+    pad_id = int(tokenizer.pad_token_id or 0)
+    vm = score_logits(y_val, predict_logits(model, val_ids, pad_id, batch_size=batch_size, device=dev))
+    log.info("val (%s): macro recall %.4f, accuracy %.4f, macro F1 %.4f", val.path, vm["macro_recall"],
+             vm["accuracy"], vm["macro_f1"])
+    return {
+        "file": Path(val.path).name, "sha256": val.sha256, "rows": len(val), "max_tokens": MAX_TOKENS,
+        "macro_recall": round(vm["macro_recall"], 4), "accuracy": round(vm["accuracy"], 4),
+        "macro_f1": round(vm["macro_f1"], 4), "recall": {k: round(v, 4) for k, v in vm["recall"].items()},
+        "labels": list(LABELS), "confusion": vm["confusion"],
+        "metric": "sklearn.metrics.recall_score(average='macro', labels=[negative, neutral, positive])",
+    }
+
+
+def remeasure(path: Path, val_path: Path) -> dict[str, Any]:
+    """Pin a file trained on another copy of the encoder (a GPU machine's fp16 copy) to the packaged encoder,
+    measure ``val_path`` again here and update the provenance: the figures then belong to the model as it runs."""
+    from sentiment.lora_training import repin
+
+    adapter = repin(path)
+    model, tokenizer = build_model(adapter)
+    record = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    record.update({"file_sha256": adapter.sha256, "file_bytes": path.stat().st_size,
+                   "encoder_weights_sha256": adapter.meta["encoder_weights_sha256"],
+                   "val": val_figures(model, tokenizer, read_tsv(val_path), torch.device("cpu")),
+                   "repinned": {"trained_against_encoder_sha256": adapter.meta.get("trained_against_encoder_sha256"),
+                                "note": "trained on a GPU machine against an fp16 copy of the encoder; pinned to the "
+                                        "packaged fp32 encoder and val measured again with it"}})
+    path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sentiment.finetune", description=__doc__.splitlines()[0])
-    parser.add_argument("--train", required=True, type=Path, help="labelled TSV (label<TAB>text), e.g. train.tsv")
+    parser.add_argument("--train", type=Path, help="labelled TSV (label<TAB>text), e.g. train.tsv")
     parser.add_argument("--val", type=Path, help="labelled TSV evaluated at the end only (e.g. val.tsv)")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help=f"output folder (default {WEIGHTS_DIR})")
     parser.add_argument("--epochs", type=int, default=Recipe.epochs)
@@ -261,12 +290,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-every", type=int, default=50, help="log every N steps")
     parser.add_argument("--also", type=Path, action="append", default=[], help="another labelled TSV to train on "
                         "(a 'label' or 'sentiment' column), e.g. tests/data/debate_train.tsv; repeatable")
+    parser.add_argument("--remeasure", type=Path, metavar="NPZ", help="pin a file trained on another copy of the "
+                        "encoder (a GPU machine's fp16 copy) to the packaged one and measure --val again; no training")
     parser.add_argument("--also-weight", type=float, default=1.0, help="loss weight of each --also row (default 1)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     recipe = Recipe(epochs=args.epochs, seed=args.seed, max_steps=args.max_steps)
+    if not args.remeasure and not args.train:
+        parser.error("--train is required (or --remeasure NPZ --val FILE)")
     try:
+        if args.remeasure:
+            record = remeasure(args.remeasure, args.val)
+            print(json.dumps({k: record[k] for k in ("file", "file_sha256", "file_bytes", "val")}))
+            return 0
         record = train(args.train, args.val, args.out, recipe=recipe, encoder_dir=args.encoder, device=args.device,
                        threads=args.threads, log_every=args.log_every, encoder_label=args.encoder_label,
                        also=args.also, also_weight=args.also_weight)

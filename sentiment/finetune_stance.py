@@ -52,11 +52,10 @@ from sentiment.finetuned import (
     export_adapter,
     load_base,
     predict_logits,
-    resolve_device,
     tokenize,
 )
 from sentiment.head import prepare as fit_tokens
-from sentiment.lora_training import Recipe, inject_lora, train_loop
+from sentiment.lora_training import Recipe, inject_lora, resolve_device, train_loop
 from sentiment.stance import STANCE_LABELS, UNCLEAR, prepare
 from sentiment.train_head import stratified_split
 from sentiment.train_stance import TARGETS, choose_unclear, load_semeval
@@ -256,7 +255,7 @@ def measure(out: Path, heldout_sets: tuple[Path, ...], dev: list[Path],
 def remeasure(path: Path, semeval: Path | None, dev: list[Path], device: str = "auto") -> dict[str, Any]:
     """Pin a file trained elsewhere (a GPU machine's fp16 copy of the encoder) to the packaged encoder, measure it
     again here and update its provenance: the figures then belong to the model as it runs here."""
-    from sentiment.finetuned import repin
+    from sentiment.lora_training import repin
 
     adapter = repin(path)
     record = json.loads(path.with_suffix(".json").read_text(encoding="utf-8")) \

@@ -232,21 +232,6 @@ def merge_adapter(encoder: nn.Module, adapter: Adapter) -> nn.Module:
     return encoder
 
 
-def repin(path: Path, encoder_dir: Path | None = None) -> Adapter:
-    """Pin an adapter trained against another copy of the encoder (e.g. the fp16 copy carried to a GPU machine,
-    whose weights differ from the packaged fp32 ones by rounding) to the packaged encoder here: the old
-    fingerprint is kept as ``trained_against_encoder_sha256``; the file is rewritten (its sha256 changes).
-    Measure the file again afterwards: its figures belong to the encoder it now runs on."""
-    adapter = Adapter.load(path)
-    actual = encoder_fingerprint(Path(encoder_dir) if encoder_dir else default_encoder_dir())
-    before = adapter.meta.get("encoder_weights_sha256", "")
-    if before and before != actual:
-        adapter.meta["trained_against_encoder_sha256"] = before
-    adapter.meta["encoder_weights_sha256"] = actual
-    adapter.save(path)
-    return adapter
-
-
 def check_encoder(adapter: Adapter, encoder_dir: Path) -> str:
     """The encoder's weights fingerprint; refuses an encoder other than the one the adapter was trained on."""
     expected = adapter.meta.get("encoder_weights_sha256")
@@ -354,15 +339,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when torch sees a GPU, else CPU; ``cuda`` without a GPU fails clearly."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ScorerError("device cuda: no CUDA device is visible to torch")
-    return torch.device(name)
 
 
 class MinilmFinetunedScorer(Scorer):

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from sentiment.base import LABELS, Scorer, ScorerError
-from sentiment.preprocess import clip_chars, normalize_social, split_budget
+from sentiment.preprocess import clip_chars, normalize_social, split_budget, valid_text
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def prepare(texts: Sequence[str], tokenizer: Any, max_tokens: int) -> list[str]:
     tokenised, its head and tail pieces kept, and decoded back (lossless enough for an uncased WordPiece
     model, which re-splits punctuation the same way).
     """
-    out = [normalize_social(clip_chars(t, max_tokens)) for t in texts]
+    out = [normalize_social(clip_chars(valid_text(t), max_tokens)) for t in texts]
     long = [i for i, t in enumerate(out) if len(t) > max_tokens]  # fewer characters than pieces is impossible
     if long:
         ids = tokenizer([out[i] for i in long], add_special_tokens=False, truncation=False)["input_ids"]

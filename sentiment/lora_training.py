@@ -10,6 +10,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,16 @@ import torch
 
 from sentiment.base import LABELS, ScorerError
 from sentiment.evaluate import metrics
-from sentiment.finetuned import TARGET_MODULES, SentimentNet, layernorm_params, pad_batch, predict_logits
+from sentiment.finetuned import (
+    TARGET_MODULES,
+    Adapter,
+    SentimentNet,
+    default_encoder_dir,
+    encoder_fingerprint,
+    layernorm_params,
+    pad_batch,
+    predict_logits,
+)
 
 log = logging.getLogger(__name__)
 
@@ -252,3 +262,25 @@ def _param_groups(model: SentimentNet, recipe: Recipe) -> list[dict[str, Any]]:
     return [g for g in groups if g["params"]]
 
 
+def repin(path: Path, encoder_dir: Path | None = None) -> Adapter:
+    """Pin an adapter trained against another copy of the encoder (e.g. the fp16 copy carried to a GPU machine,
+    whose weights differ from the packaged fp32 ones by rounding) to the packaged encoder here: the old
+    fingerprint is kept as ``trained_against_encoder_sha256``; the file is rewritten (its sha256 changes).
+    Measure the file again afterwards: its figures belong to the encoder it now runs on."""
+    adapter = Adapter.load(path)
+    actual = encoder_fingerprint(Path(encoder_dir) if encoder_dir else default_encoder_dir())
+    before = adapter.meta.get("encoder_weights_sha256", "")
+    if before and before != actual:
+        adapter.meta["trained_against_encoder_sha256"] = before
+    adapter.meta["encoder_weights_sha256"] = actual
+    adapter.save(path)
+    return adapter
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when torch sees a GPU, else CPU; ``cuda`` without a GPU fails clearly."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ScorerError("device cuda: no CUDA device is visible to torch")
+    return torch.device(name)

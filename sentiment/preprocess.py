@@ -27,6 +27,11 @@ HEAD_SHARE = 0.25
 CHARS_PER_TOKEN = 12
 
 
+def valid_text(text: str) -> str:
+    """``text`` with lone surrogates (invalid in UTF-8, refused by the tokenizers) replaced by ``?``."""
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
+
+
 def normalize_social(text: str) -> str:
     """``@someone`` -> ``@user`` and links -> ``http``, as the cardiffnlp model cards ask."""
     if "@" in text:

@@ -5,7 +5,10 @@ position the author takes on AI music. Scorers share the sentiment :class:`~sent
 (empty texts and unsupported languages are marked, never fed to the model; ``model_id`` is stored with every
 row) and are chosen by name from :data:`REGISTRY`:
 
-- ``minilm`` (default, offline): all-MiniLM-L6-v2 embeddings (the shared encoder, :func:`encode`) and a
+- ``minilm-ft`` (default, offline): the encoder fine-tuned end to end on target/text pairs
+  (:mod:`sentiment.stance_ft`, built by :mod:`sentiment.finetune_stance`; ``sentiment/weights/stance_ft.npz``),
+  temperature-calibrated, with its own ``unclear`` threshold.
+- ``minilm`` (offline): all-MiniLM-L6-v2 embeddings (the shared encoder, :func:`encode`) and a
   logistic-regression head trained by :mod:`sentiment.train_stance` on the project's stance sentences and,
   target-aware, on SemEval-2016 stance tweets; temperature-calibrated on held-out folds. A post whose
   calibrated confidence is below the head's ``unclear_below`` is labelled :data:`UNCLEAR` instead of being
@@ -211,6 +214,10 @@ def head_model_id(head_sha256: str) -> str:
 def measured_for(model_id: str, path: Path = PROVENANCE_FILE) -> dict[str, Any]:
     """The held-out figures recorded for ``model_id`` by the training script (empty if it was not measured).
     Reads only the provenance file: no model is loaded."""
+    if model_id.startswith("stance-ft@"):  # the fine-tuned model (sentiment.stance_ft): its own provenance file
+        provenance = read_provenance(WEIGHTS_DIR / "stance_ft.json")
+        same = str(provenance.get("file_sha256", ""))[:12] == model_id.removeprefix("stance-ft@")[:12]
+        return dict(provenance.get("heldout", {})) if same else {}
     provenance = read_provenance(path)
     sha = provenance.get("head_sha256")
     if not sha or head_model_id(sha) != model_id:
@@ -327,7 +334,7 @@ def _nli(arg: str | None) -> StanceScorer:
 
 #: family name -> factory(argument or None)
 REGISTRY: dict[str, Callable[[str | None], StanceScorer]] = {"minilm": _minilm, "minilm-ft": _finetuned, "nli": _nli}
-DEFAULT_STANCE = "minilm"
+DEFAULT_STANCE = "minilm-ft"
 
 
 def load_stance(name: str | None = None) -> StanceScorer:

@@ -27,14 +27,14 @@ class FinetunedStanceScorer(StanceScorer):
 
     languages = frozenset({"en"})
 
-    def __init__(self, weights: Path | str | None = None) -> None:
+    def __init__(self, weights: Path | str | None = None, *, encoder_dir: Path | None = None) -> None:
         from sentiment.base import ScorerError
         from sentiment.finetuned import MinilmFinetunedScorer
 
         path = Path(weights) if weights else WEIGHTS_FILE
         if not path.exists():
             raise ScorerError(f"the fine-tuned stance weights {path} are missing; build them with `{BUILD_COMMAND}`")
-        self.inner = MinilmFinetunedScorer(path, task="stance")
+        self.inner = MinilmFinetunedScorer(path, encoder_dir=encoder_dir, task="stance")
         meta = self.inner.adapter.meta
         self.target = str(meta.get("target", "AI-generated music"))
         self.separator = str(meta.get("separator", "[SEP]"))

@@ -246,3 +246,42 @@ def test_committed_weights_match_provenance_and_score_obvious_sentences():
         "The album will be released on Friday at 9am.",
     ])
     assert result.labels == ["positive", "negative", "neutral"]
+
+
+def test_stance_finetune_writes_a_target_aware_model_that_the_stance_scorer_loads(tiny_encoder, tmp_path):
+    from sentiment.finetune_stance import AI_MUSIC_TARGET, pair, train
+    from sentiment.lora_training import Recipe, repin
+    from sentiment.stance import STANCE_VOCABULARY
+    from sentiment.stance_ft import FinetunedStanceScorer
+
+    rows = ([("anti", f"i hate this ai music it is awful number {i}") for i in range(12)]
+            + [("pro", f"i love this ai music it is great number {i}") for i in range(12)]
+            + [("neutral", f"the ai album was released on friday day {i}") for i in range(12)])
+    data = tmp_path / "stance.tsv"
+    data.write_text("label\ttext\n" + "".join(f"{lab}\t{text}\n" for lab, text in rows), encoding="utf-8")
+    recipe = Recipe(epochs=2, batch_size=8, max_tokens=32, rank=4, alpha=8, lr=5e-3, head_lr=1e-2, holdout=0.25)
+    record = train(tmp_path, None, recipe=recipe, device="cpu", threads=1, train_sets=(data,),
+                   heldout_sets=(data,), encoder_dir=tiny_encoder)
+    npz = tmp_path / "stance_ft.npz"
+    assert record["file_sha256"] == hashlib.sha256(npz.read_bytes()).hexdigest()
+    assert record["train_set"]["n"] == 36 and record["temperature"] > 0
+    assert record["heldout"]["n"] == 36 and 0 <= record["heldout"]["macro_recall"] <= 1
+    assert pair("see @bob http://x.y") == f"{AI_MUSIC_TARGET} [SEP] see @user http"
+    adapter = Adapter.load(npz)
+    assert adapter.meta["task"] == "stance" and adapter.meta["classes"] == ["anti", "neutral", "pro"]
+
+    scorer = FinetunedStanceScorer(npz, encoder_dir=tiny_encoder)
+    batch = scorer.score(["i hate this ai music", "", "das ist ein lied"], ["en", "en", "de"])
+    assert batch.labels[0] in STANCE_VOCABULARY and batch.status[1:] == ["empty", "language"]
+    assert scorer.model_id.startswith("stance-ft@") and scorer.measured()["n"] == 36
+    with pytest.raises(ScorerError, match="stance model, not a sentiment model"):
+        MinilmFinetunedScorer(npz, encoder_dir=tiny_encoder)
+
+    # a file trained against another copy of the encoder is refused until pinned to this one
+    adapter.meta["encoder_weights_sha256"] = "0" * 64
+    adapter.save(npz)
+    with pytest.raises(ScorerError, match="another encoder"):
+        FinetunedStanceScorer(npz, encoder_dir=tiny_encoder)
+    pinned = repin(npz, tiny_encoder)
+    assert pinned.meta["trained_against_encoder_sha256"] == "0" * 64
+    assert FinetunedStanceScorer(npz, encoder_dir=tiny_encoder).model_id == f"stance-ft@{pinned.sha256[:12]}"

