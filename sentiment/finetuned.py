@@ -429,6 +429,10 @@ class MinilmFinetunedScorer(Scorer):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, len(LABELS)))
+        unique = list(dict.fromkeys(texts))  # reposts and copy-paste: each distinct text is scored once
+        if len(unique) < len(texts):
+            index = {text: i for i, text in enumerate(unique)}
+            return self.predict_proba(unique)[[index[text] for text in texts]]
         prepared = prepare(texts, self.tokenizer, self.max_tokens - 2)
         ids = tokenize(self.tokenizer, prepared, self.max_tokens)
         if self.onnx is not None:

@@ -285,3 +285,21 @@ def test_stance_finetune_writes_a_target_aware_model_that_the_stance_scorer_load
     pinned = repin(npz, tiny_encoder)
     assert pinned.meta["trained_against_encoder_sha256"] == "0" * 64
     assert FinetunedStanceScorer(npz, encoder_dir=tiny_encoder).model_id == f"stance-ft@{pinned.sha256[:12]}"
+
+
+def test_repeated_texts_are_scored_once_and_get_the_same_probabilities(tiny_scorer, monkeypatch):
+    seen: list[int] = []
+    from sentiment import finetuned
+
+    real = finetuned.tokenize
+
+    def counting(tokenizer, texts, max_tokens):
+        seen.append(len(texts))
+        return real(tokenizer, texts, max_tokens)
+
+    monkeypatch.setattr("sentiment.finetuned.tokenize", counting)
+    texts = ["i love this song", "i hate this ai music", "i love this song", "i love this song"]
+    probs = tiny_scorer.predict_proba(texts)
+    assert seen == [2] and probs.shape == (4, 3)
+    assert np.array_equal(probs[0], probs[2]) and np.array_equal(probs[0], probs[3])
+    assert np.allclose(tiny_scorer.predict_proba(["i hate this ai music"])[0], probs[1])
