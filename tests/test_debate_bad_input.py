@@ -63,3 +63,16 @@ def test_signals_store_every_post_with_a_status(store, topics):
     rows = store.query("SELECT status, label FROM stances")
     assert set(rows["status"]) <= STATUSES
     assert set(rows["label"].dropna()) <= set(STANCE_VOCABULARY)
+
+
+def test_offline_sentiment_default_gives_every_nasty_text_a_status():
+    """minilm-ft (the offline default) on the same texts: a lone surrogate once crashed its tokenizer."""
+    from sentiment import load_scorer
+
+    scorer = load_scorer("minilm-ft")
+    langs = [None, None, None, "en", "en", "es", "de", "ja", "ar", "hi", "en", None]
+    batch = scorer.score(NASTY, langs)
+    assert batch.status[:2] == ["empty", "empty"] and batch.status[5:10] == ["language"] * 5
+    for label, status, probs in zip(batch.labels, batch.status, batch.probs, strict=True):
+        assert (status == "scored") == (label is not None)
+        assert np.isclose(probs.sum(), 1.0) if status == "scored" else np.isnan(probs).all()
