@@ -1,8 +1,16 @@
-"""Dashboard benchmark: 1,000,000 demo posts, the Overview's first render and a filter change through AppTest,
-and the store's named dashboard queries on their own (p50 / p95).
+"""Dashboard benchmark: 1,000,000 demo posts (or --posts), the Overview's first render and a filter change through
+AppTest, and the store's named dashboard queries on their own (p50 / p95).
 
     .venv/bin/python benchmarks/bench_dashboard.py                 # seeds a temporary database (~1.5 min)
     .venv/bin/python benchmarks/bench_dashboard.py --db /tmp/b.duckdb --keep   # keep it for the next run
+    .venv/bin/python benchmarks/bench_dashboard.py --posts 10000000 --db /tmp/b10m.duckdb --keep
+
+Seeding: up to --base posts (default 1,000,000) go through the real pipeline (demo generator, relevance filter,
+entity tagging, VADER); beyond that the sample is multiplied inside DuckDB (INSERT ... SELECT per copy, in bulk):
+new ids, timestamps jittered by up to +-3.5 days and wrapped into the sample's range, a third of each author's
+posts under the original handle and the rest under a per-copy one (a tenth of the posts by one-off authors, for a
+long tail), half the communities split per copy, scores (and stances, arguments) copied with their posts. Then
+the dashboard's summary is built once, as `aimusic run` leaves it.
 
 Targets on a 2-core machine: main queries p95 < 300 ms, first render < 3 s, filter change < 1 s. Figures depend on
 what else the machine runs; the load average is printed with them.
@@ -12,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import shutil
 import statistics
@@ -32,9 +41,11 @@ from aimusic.debate.relevance import RelevanceFilter  # noqa: E402
 from aimusic.debate.signals import tag_entities  # noqa: E402
 from aimusic.pipeline.collect import score_posts  # noqa: E402
 from aimusic.sources.demo import event_dates, generate_table  # noqa: E402
+from aimusic.store import dashboard_daily as daily  # noqa: E402
 from aimusic.store import dashboard_posts as posts  # noqa: E402
 from aimusic.store import dashboard_queries as data  # noqa: E402
 from aimusic.store.dashboard_facts import Facts, read, read_connection, read_version  # noqa: E402
+from aimusic.store.dashboard_summary import is_current  # noqa: E402
 from aimusic.store.db import Store  # noqa: E402
 from aimusic.store.queries import Filters  # noqa: E402
 from sentiment import load_scorer  # noqa: E402
@@ -65,6 +76,49 @@ def seed(path: Path, n: int) -> None:
           f"{tagged - written:.1f}s, scored them with VADER in {time.perf_counter() - tagged:.1f}s")
 
 
+#: per-copy columns of posts (``{i}``: the copy's number; ``{lo}``, ``{span}``: the sample's time range in µs)
+_COPY_POSTS = """
+    post_id || '~{i}' AS post_id,
+    make_timestamptz({lo} + (((epoch_us(created_at) - {lo}
+        + ((hash(post_id || '~{i}') % 604800)::BIGINT - 302400) * 1000000) % {span}) + {span}) % {span}) AS created_at,
+    CASE WHEN author IS NULL THEN NULL
+         WHEN hash(post_id || '~{i}u') % 10 = 0 THEN 'u' || (hash(post_id || '~{i}') % 2000000)::VARCHAR
+         WHEN hash(author || '~{i}') % 3 = 0 THEN author ELSE author || '.{i}' END AS author,
+    CASE WHEN community IS NULL OR hash(community || '~{i}') % 2 = 0 THEN community
+         ELSE community || '-{m}' END AS community,
+    now() AS fetched_at, now() AS first_seen_at, now() AS updated_at"""
+#: the tables keyed by post whose rows travel with their post
+_COPY_TABLES = {"scores": "scored_at", "stances": "scored_at", "post_arguments": "tagged_at"}
+
+
+def multiply(path: Path, factor: float) -> None:
+    """Grow the seeded sample ``factor``-fold inside DuckDB (see the module docstring)."""
+    started = time.perf_counter()
+    with duckdb.connect(str(path)) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        base, lo, hi = con.execute("SELECT count(*), min(epoch_us(created_at)), max(epoch_us(created_at)) FROM posts"
+                                   ).fetchall()[0]
+        extra = round(base * factor) - base
+        span = hi - lo + 1
+        for i in range(1, math.ceil(extra / base) + 1):
+            part = min(base, extra - (i - 1) * base)
+            # a partial last copy takes the posts whose hash falls under the share it needs
+            keep = "TRUE" if part == base else f"hash(post_id || '~{i}k') % 1000000 < {part * 1_000_000 // base}"
+            con.execute("BEGIN")
+            con.execute(f"INSERT INTO posts SELECT * REPLACE ({_COPY_POSTS.format(i=i, lo=lo, span=span, m=i % 4)}) "
+                        f"FROM posts WHERE NOT contains(post_id, '~') AND {keep}")
+            for table, stamp in _COPY_TABLES.items():
+                con.execute(f"INSERT INTO {table} SELECT * REPLACE (post_id || '~{i}' AS post_id, now() AS {stamp}) "
+                            f"FROM {table} WHERE NOT contains(post_id, '~') AND {keep}")
+            con.execute("COMMIT")
+            print(f"  copy {i}: {con.execute('SELECT count(*) FROM posts').fetchall()[0][0]:,} posts "
+                  f"({time.perf_counter() - started:.0f}s)", flush=True)
+    multiplied = time.perf_counter()
+    mode = Store(path).refresh_summary(full=True)
+    print(f"multiplied to {Store(path).count('posts'):,} posts in {multiplied - started:.1f}s; dashboard summary "
+          f"({mode} build) in {time.perf_counter() - multiplied:.1f}s")
+
+
 def timed(fn: Callable[[], object], repeats: int) -> list[float]:
     out = []
     for _ in range(repeats):
@@ -90,43 +144,54 @@ def report(name: str, values: list[float], target: float | None = None) -> bool:
 def bench_queries(db: Path, repeats: int) -> bool:
     print(f"\nMain queries on their own ({repeats} runs each; window = last 90 days unless named; {load()}):")
     with read_connection(db) as con:
-        version = read_version(con)
         info = data.db_info(con)
     model = info["models"][0]
-    facts = Facts(str(db), model)
-    build = timed(lambda: (facts.reset(), facts.sync(version)), 3)
-    print(f"  facts copy, full build (first render only)  median {statistics.median(build):.2f} s")
     start = END - timedelta(days=89)
     window = Filters(start=start, end=END)
     whole = Filters(start=info["first_day"], end=info["last_day"])  # the opening window (data under a year)
     narrowed = Filters(start=start, end=END, sources=("reddit", "bluesky"), min_engagement=5)
-    cur = facts.cursor
+    suno = Filters(start=start, end=END, sources=("reddit",), min_engagement=10, entities=("Suno",))
     all_ok = True
-    cases: list[tuple[str, Callable[[], object]]] = [
+    summary: list[tuple[str, Callable[[], object]]] = [
         ("data version (open + 1 query)", lambda: read(db, read_version)),
-        ("filter options (db_info)", lambda: read(db, data.db_info)),
-        ("headline totals vs previous window", lambda: data.totals(cur(), window)),
-        ("headline totals, 2 sources + min eng.", lambda: data.totals(cur(), narrowed)),
-        ("headline totals, whole range", lambda: data.totals(cur(), whole)),
-        ("daily series by source", lambda: data.series(cur(), window, "day")),
-        ("daily series by source, whole range", lambda: data.series(cur(), whole, "day")),
-        ("7-day rolling sentiment, whole range", lambda: data.sentiment_rolling(cur(), whole, 7)),
-        ("weekly series by source", lambda: data.series(cur(), window, "week")),
-        ("compare platforms", lambda: data.compare(cur(), window, "source")),
-        ("compare entities", lambda: data.compare(cur(), window, "entity")),
-        ("compare entities, weekly series", lambda: data.compare_series(cur(), window, "entity", "week")),
+        ("summary up to date? (open + 1 query)", lambda: read(db, is_current)),
+        ("filter options (db_info)", lambda: read(db, data.db_info, summary=True)),
+        ("headline totals vs previous window", lambda: read(db, daily.totals, window, model)),
+        ("headline totals, 2 sources + min eng.", lambda: read(db, daily.totals, narrowed, model)),
+        ("headline totals, reddit+eng>=10+Suno", lambda: read(db, daily.totals, suno, model)),
+        ("headline totals, whole range", lambda: read(db, daily.totals, whole, model)),
+        ("daily series by source", lambda: read(db, daily.series, window, model, "day")),
+        ("daily series by source, whole range", lambda: read(db, daily.series, whole, model, "day")),
+        ("7-day rolling sentiment, whole range", lambda: read(db, daily.sentiment_rolling, whole, model, 7)),
+        ("weekly series by source", lambda: read(db, daily.series, window, model, "week")),
+        ("compare platforms", lambda: read(db, daily.compare, window, model, "source")),
+        ("compare entities", lambda: read(db, daily.compare, window, model, "entity")),
+        ("compare entities, weekly series", lambda: read(db, daily.compare_series, window, model, "entity", "week")),
+        ("posts: count", lambda: read(db, daily.posts_count, window)),
+    ]
+    print("  from the daily summary in the file (Overview, Compare) and the file itself:")
+    for name, fn in summary:
+        all_ok &= report(name, timed(fn, repeats), 0.300)
+
+    with read_connection(db) as con:
+        version = read_version(con)
+    facts = Facts(str(db), model)
+    started = time.perf_counter()
+    facts.sync(version)
+    print(f"  in-memory facts copy (Voices, Posts), full build on the first visit of either: "
+          f"{time.perf_counter() - started:.2f} s")
+    cur = facts.cursor
+    cases: list[tuple[str, Callable[[], object]]] = [
         ("voices: top authors", lambda: data.voices(cur(), window, "author", "posts", 20)),
         ("voices: top communities by engagement", lambda: data.voices(cur(), window, "community", "engagement", 20)),
-        ("posts: count", lambda: read(db, posts.posts_count, window)),
         ("posts: newest 500", lambda: read(db, posts.posts_page, window, model, "newest", 500, cur())),
-        ("posts: most engaged 500", lambda: read(db, posts.posts_page, window, model, "most engaged", 500,
-                                                  cur())),
+        ("posts: most engaged 500", lambda: read(db, posts.posts_page, window, model, "most engaged", 500, cur())),
         ("posts: most negative 500", lambda: read(db, posts.posts_page, window, model, "most negative", 500,
                                                    cur())),
         ("posts: text search, newest 500", lambda: read(
             db, posts.posts_page, Filters(start=start, end=END, search="stolen"), model, "newest", 500, cur())),
         ("top 10 positive posts (keys + fetch)", lambda: read(
-            db, posts.posts_by_keys, posts.top_keys(cur(), window, "positive", 10), model, cur())),
+            db, posts.top_posts, window, model, "positive", 10, fcon=cur())),
     ]
     for name, fn in cases:
         all_ok &= report(name, timed(fn, repeats), 0.300)
@@ -135,13 +200,15 @@ def bench_queries(db: Path, repeats: int) -> bool:
 
 
 def bench_refresh(db: Path) -> None:
-    """A monitoring run lands 5,000 new posts: the facts copy refreshes incrementally."""
+    """A monitoring run lands 5,000 new posts, then 5,000 old posts are rescored: the facts copy (up to 2M posts)
+    and the file's summary refresh incrementally; a re-run with nothing new leaves the summary alone."""
     with read_connection(db) as con:
         version = read_version(con)
         info = data.db_info(con)
     topics = load_topics()
-    facts = Facts(str(db), info["models"][0])
-    facts.sync(version)
+    facts = Facts(str(db), info["models"][0]) if info["posts"] <= 2_000_000 else None
+    if facts:
+        facts.sync(version)
     more, _ = RelevanceFilter(topics).filter_table(
         generate_table(5_000, seed=4242, end=END + timedelta(days=1), days=2, events=[])
     )
@@ -149,12 +216,25 @@ def bench_refresh(db: Path) -> None:
     store.upsert_posts(more)
     tag_entities(store, topics)
     score_posts(store, load_scorer("vader"))
-    with read_connection(db) as con:
-        newer = read_version(con)
+    if facts:
+        with read_connection(db) as con:
+            newer = read_version(con)
+        started = time.perf_counter()
+        mode = facts.sync(newer)
+        print(f"  facts refresh after a run of 5,000 new posts: {mode}, "
+              f"{(time.perf_counter() - started) * 1000:.0f} ms")
+        facts.close()
+    for what in ("after a run of 5,000 new posts", "with nothing new (a re-run)"):
+        started = time.perf_counter()
+        mode = store.refresh_summary()
+        print(f"  summary refresh {what}: {mode}, {(time.perf_counter() - started) * 1000:.0f} ms")
+    with duckdb.connect(str(db)) as con:  # 5,000 old posts spread over every day get a new label
+        con.execute("""UPDATE scores SET label = 'negative', scored_at = now()
+                       WHERE hash(post_id || 'rescore') % (SELECT count(*) // 5000 FROM scores) = 0""")
     started = time.perf_counter()
-    mode = facts.sync(newer)
-    print(f"  facts refresh after a run of 5,000 new posts: {mode}, {(time.perf_counter() - started) * 1000:.0f} ms")
-    facts.close()
+    mode = store.refresh_summary()
+    print(f"  summary refresh after ~5,000 old posts were rescored: {mode}, "
+          f"{(time.perf_counter() - started) * 1000:.0f} ms")
 
 
 def bench_app(db: Path, scratch: Path) -> bool:
@@ -217,7 +297,10 @@ def bench_app(db: Path, scratch: Path) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--posts", type=int, default=1_000_000)
+    parser.add_argument("--posts", type=int, default=1_000_000, help="posts to generate (e.g. 10000000)")
+    parser.add_argument("--base", type=int, default=1_000_000,
+                        help="posts that go through the real pipeline; the rest are multiplied in SQL")
+    parser.add_argument("--skip-app", action="store_true", help="only the queries")
     parser.add_argument("--db", type=Path, help="database to use (seeded if it does not exist)")
     parser.add_argument("--keep", action="store_true", help="keep the seeded temporary database")
     parser.add_argument("--repeats", type=int, default=20)
@@ -225,13 +308,22 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="aimusic-bench-dash-"))
     db = args.db or scratch / "bench.duckdb"
     if not db.exists():
-        seed(db, args.posts)
+        started = time.perf_counter()
+        seed(db, min(args.posts, args.base))
+        if args.posts > args.base:
+            multiply(db, args.posts / args.base)
+        print(f"seed time {time.perf_counter() - started:.0f} s ({load()})")
     else:
         with duckdb.connect(str(db), read_only=True) as con:
             print(f"using {db} with {con.execute('SELECT count(*) FROM posts').fetchall()[0][0]:,} posts")
+    started = time.perf_counter()
+    mode = Store(db).refresh_summary()  # as a monitoring run leaves it (a no-op when it is up to date)
+    print(f"dashboard summary: {mode} ({time.perf_counter() - started:.1f} s); database "
+          f"{Store(db).file_size() / 1e9:.2f} GB")
     try:
         ok = bench_queries(db, args.repeats)
-        ok &= bench_app(db, scratch)
+        if not args.skip_app:
+            ok &= bench_app(db, scratch)
         work = scratch / "refresh.duckdb"
         shutil.copy(db, work)
         bench_refresh(work)

@@ -25,9 +25,10 @@ import streamlit as st
 from aimusic.core.topics import Topics
 from aimusic.dashboard.db import DashboardDb
 from aimusic.dashboard.state import FilterState
-from aimusic.store import dashboard_facts
+from aimusic.store import dashboard_daily, dashboard_facts
 from aimusic.store import dashboard_queries as q
 from aimusic.store.dashboard_facts import DataVersion, Facts, read
+from aimusic.store.dashboard_posts import posts_count
 from aimusic.store.queries import Filters
 
 VERSION_TTL_SECONDS = 2.0
@@ -53,6 +54,11 @@ def data_version(db: str) -> DataVersion:
 @st.cache_resource(max_entries=4, show_spinner=False, on_release=lambda facts: facts.close())
 def _facts(db: str, model: str | None) -> Facts:
     return Facts(db, model)
+
+
+@st.cache_data(max_entries=16, ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _summary_ready(db: str, version_key: str) -> bool:
+    return dashboard_facts.ensure_summary(db)
 
 
 def _synced(db: str, model: str | None, version: DataVersion) -> Facts:
@@ -86,13 +92,16 @@ def _posts_query(
 
 
 def db_info(db: str, version: DataVersion) -> dict[str, Any]:
-    """:func:`aimusic.store.dashboard_queries.db_info` for this data version (cached)."""
-    return _file_query(_name(q.db_info), db, version.key(), "[]", q.db_info, (), {})
+    """:func:`aimusic.store.dashboard_queries.db_info` for this data version (cached), from the daily summary
+    when it is up to date (brought up to date here when it is behind)."""
+    summary = _summary_ready(db, version.key())
+    return _file_query(_name(q.db_info), db, version.key(), f"[{summary}]", q.db_info, (), {"summary": summary})
 
 
 def clear_caches() -> None:
     """Forget cached results (e.g. after the dashboard wrote an event)."""
     data_version.clear()
+    _summary_ready.clear()
 
 
 @dataclass
@@ -116,13 +125,22 @@ class ViewContext:
         return str(self.db.path)
 
     def facts(self, fn: Query, *args: Any) -> Any:
-        """``fn(facts_cursor, *args)`` over the in-memory facts copy, cached by data version and arguments."""
+        """``fn(facts_cursor, *args)`` over the in-memory facts copy, cached by data version and arguments; or, for
+        the aggregates the file's daily summary answers (:data:`aimusic.store.dashboard_daily.REPLACES`, filters
+        it supports), its namesake over the summary: the same result without a copy of every post."""
+        alt = dashboard_daily.REPLACES.get(fn)
+        if (alt is not None and args and isinstance(args[0], Filters) and dashboard_daily.supported(args[0])
+                and _summary_ready(self.path, self.version.key())):
+            return self.file(alt, args[0], self.model, *args[1:])
         return _facts_query(_name(fn), self.path, self.model, self.version.key(), _args_key(args), fn, self.version,
                             args)
 
     def file(self, fn: Query, *args: Any, **kwargs: Any) -> Any:
         """``fn(read_only_connection, *args, **kwargs)`` on the database file, cached by data version and
-        arguments."""
+        arguments (a count of posts from the daily summary when it answers the filters)."""
+        if (fn is posts_count and args and isinstance(args[0], Filters) and dashboard_daily.supported(args[0])
+                and _summary_ready(self.path, self.version.key())):
+            fn = dashboard_daily.posts_count
         return _file_query(_name(fn), self.path, self.version.key(), _args_key(args, kwargs), fn, args, kwargs)
 
     def posts(self, fn: Query, *args: Any) -> pd.DataFrame:

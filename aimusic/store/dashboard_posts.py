@@ -23,6 +23,14 @@ POST_SORTS: dict[str, tuple[str, bool]] = {
     "most positive": ("s.positive DESC NULLS LAST, p.created_at DESC, p.source, p.post_id", True),
 }
 
+#: orderings whose first key is a posts column: (that key, its direction, the comparison keeping the posts at or
+#: past the page's last value, ties included). Not "most engaged": computing the sum twice cost more than it saved
+#: at 10M posts (1.5 s against 1.0 s).
+_CUTS = {
+    "newest": ("p.created_at", "DESC", ">="),
+    "oldest": ("p.created_at", "ASC", "<="),
+}
+
 #: the SQL form of :func:`aimusic.core.text.join_title_body` (title, blank line, body; the body alone when it
 #: already starts with the title)
 _TEXT = """CASE WHEN p.title IS NOT NULL AND NOT starts_with(coalesce(p.text, ''), p.title)
@@ -64,7 +72,7 @@ def _labels(
     else:
         labels = con.execute(
             """SELECT source, post_id, label AS sentiment, greatest(negative, neutral, positive) AS confidence
-               FROM scores WHERE model = ? AND list_contains(?, post_id)""", [model, ids]
+               FROM scores WHERE model = ? AND post_id = ANY(?)""", [model, ids]
         ).df()
     out = page.merge(labels, on=["source", "post_id"], how="left", validate="one_to_one")
     return out[POST_TABLE_COLUMNS]
@@ -102,6 +110,13 @@ def posts_page(
             LEFT JOIN scores s ON s.source = p.source AND s.post_id = p.post_id AND s.model = ?
             WHERE {where} ORDER BY {order} LIMIT ?"""
         return con.execute(sql, [model, *params, int(limit)]).df()[POST_TABLE_COLUMNS]
+    if sort in _CUTS and not filters.search:  # the cut-off value alone first (one column to sort), then the posts
+        # at or past it (a text search reads every text anyway: one pass)
+        expr, direction, op = _CUTS[sort]
+        cut = con.execute(f"SELECT {expr} FROM posts p WHERE {where} ORDER BY {expr} {direction} LIMIT 1 OFFSET ?",
+                          [*params, max(int(limit) - 1, 0)]).fetchall()
+        if cut:
+            where, params = f"{where} AND {expr} {op} ?", [*params, cut[0][0]]
     sql = f"""
         WITH p AS (SELECT {_POST_SOURCE_COLUMNS} FROM posts p WHERE {where} ORDER BY {order} LIMIT ?)
         SELECT {_POST_FIELDS} FROM p ORDER BY {order}"""
@@ -133,7 +148,7 @@ def posts_by_keys(
         WITH k AS (SELECT unnest(?::VARCHAR[]) AS source, unnest(?::VARCHAR[]) AS post_id,
                           unnest(range(1, ?::BIGINT + 1)) AS rank)
         SELECT {_POST_FIELDS} FROM k
-        JOIN (SELECT {_POST_SOURCE_COLUMNS} FROM posts WHERE list_contains(?, post_id)) p USING (source, post_id)
+        JOIN (SELECT {_POST_SOURCE_COLUMNS} FROM posts WHERE post_id = ANY(?)) p USING (source, post_id)
         ORDER BY k.rank"""
     page = con.execute(sql, [[k[0] for k in keys], ids, len(keys), ids]).df()
     return _labels(page, model, con, fcon)

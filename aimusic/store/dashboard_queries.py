@@ -79,22 +79,35 @@ def _bucket_dates(df: pd.DataFrame, column: str = "bucket") -> pd.DataFrame:
 
 
 # --- options (file) ------------------------------------------------------------------------------------------
-def db_info(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """What the filters offer and what the page must say (demo data, empty, unscored, untagged entities)."""
+def db_info(con: duckdb.DuckDBPyConnection, summary: bool = False) -> dict[str, Any]:
+    """What the filters offer and what the page must say (demo data, empty, unscored, untagged entities).
+    ``summary=True``: the source/language mix and the entities' counts come from the file's daily summary, which
+    must be current (:func:`aimusic.store.dashboard_summary.is_current`): the same figures without a pass over
+    every post."""
     try:
         first, last, posts, synthetic, untagged = con.execute(
             """SELECT min(created_at), max(created_at), count(*), coalesce(bool_or(synthetic), false),
-                      count(*) FILTER (WHERE entities_key IS NULL) FROM posts"""
+                      count(*) - count(entities_key) FROM posts"""
         ).fetchall()[0]
     except duckdb.CatalogException as exc:
         raise NotAnAimusicDatabase(str(exc).splitlines()[0]) from None
-    mix = con.execute(
-        "SELECT source, coalesce(lang, 'und') AS lang, count(*) AS n FROM posts GROUP BY ALL"
-    ).df()
-    entities = con.execute(
-        """SELECT entity, count(*) AS n FROM (SELECT unnest(entities) AS entity FROM posts)
-           GROUP BY entity ORDER BY n DESC, entity"""
-    ).fetchall()
+    if summary:
+        mix = con.execute(
+            "SELECT source, lang, sum(posts)::BIGINT AS n FROM dash_daily WHERE model = '' GROUP BY ALL"
+        ).df()
+        entities = con.execute(
+            """SELECT entity, sum(posts)::BIGINT AS n FROM (
+                 SELECT unnest(entities) AS entity, posts FROM dash_daily WHERE model = '')
+               GROUP BY entity ORDER BY n DESC, entity"""
+        ).fetchall()
+    else:
+        mix = con.execute(
+            "SELECT source, coalesce(lang, 'und') AS lang, count(*) AS n FROM posts GROUP BY ALL"
+        ).df()
+        entities = con.execute(
+            """SELECT entity, count(*) AS n FROM (SELECT unnest(entities) AS entity FROM posts)
+               GROUP BY entity ORDER BY n DESC, entity"""
+        ).fetchall()
     models = con.execute(
         "SELECT model, count(*) FROM scores GROUP BY model ORDER BY count(*) DESC, max(scored_at) DESC"
     ).fetchall()
@@ -139,10 +152,15 @@ def totals(fcon: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
         SELECT {window} AS window, count(DISTINCT f.author_h) AS authors, sum(f.engagement) AS engagement,
                {SENTIMENT_COUNTS.format(a="f")}
         FROM facts f WHERE {where} GROUP BY ALL"""
-    df = fcon.execute(sql, [*wparams, *params]).df()
+    return finish_totals(fcon.execute(sql, [*wparams, *params]).df(), previous is not None)
+
+
+def finish_totals(df: pd.DataFrame, has_previous: bool) -> pd.DataFrame:
+    """The headline rows from the raw counts (window, authors, engagement, posts, scored and label counts): a
+    zero row for a window without posts, integer counts, net sentiment and its interval."""
     present = set(df["window"]) if not df.empty else set()
     rows = [df]
-    for name in ("current", "previous") if previous else ("current",):
+    for name in ("current", "previous") if has_previous else ("current",):
         if name not in present:
             rows.append(pd.DataFrame([{"window": name, "authors": 0, "engagement": 0, "posts": 0, "scored": 0,
                                        "negative": 0, "neutral": 0, "positive": 0}]))
@@ -185,7 +203,10 @@ def sentiment_rolling(fcon: duckdb.DuckDBPyConnection, filters: Filters, days: i
             FROM d WINDOW w AS (ORDER BY day RANGE BETWEEN {days - 1} PRECEDING AND CURRENT ROW))
         SELECT day AS bucket, days_pooled, posts, scored, negative, neutral, positive
         FROM r WHERE day >= ? ORDER BY day"""
-    df = fcon.execute(sql, [*params, first]).df()
+    return finish_rolling(fcon.execute(sql, [*params, first]).df())
+
+
+def finish_rolling(df: pd.DataFrame) -> pd.DataFrame:
     counts = ["days_pooled", "posts", "scored", "negative", "neutral", "positive"]
     df = df.astype({c: "int64" for c in counts})
     return with_sentiment(_bucket_dates(df))
@@ -219,7 +240,12 @@ def compare(fcon: duckdb.DuckDBPyConnection, filters: Filters, by: str) -> pd.Da
         SELECT b.grp AS "group", b.day >= ? AS current, count(DISTINCT b.author_h) AS authors,
                sum(b.engagement) AS engagement, {SENTIMENT_COUNTS.format(a="b")}
         FROM b GROUP BY ALL"""
-    both = fcon.execute(sql, [*params, start_day]).df()
+    return finish_compare(fcon.execute(sql, [*params, start_day]).df(), previous is not None)
+
+
+def finish_compare(both: pd.DataFrame, has_previous: bool) -> pd.DataFrame:
+    """The Compare table from the raw counts per (group, current): the previous window's columns joined on, the
+    changes against it (NaN without a previous window), net sentiment and shares."""
     counts = ["posts", "authors", "engagement", "scored", "negative", "neutral", "positive"]
     cur = both[both["current"]].drop(columns="current")
     prev = both[~both["current"]].set_index("group")[["posts", "scored", "negative", "positive"]]
@@ -235,7 +261,7 @@ def compare(fcon: duckdb.DuckDBPyConnection, filters: Filters, by: str) -> pd.Da
             prev_posts > 0, (df["posts"].to_numpy(dtype=float) - prev_posts) / prev_posts * 100, np.nan
         )
     df["net_change"] = df["net"] - df["prev_net"]
-    if previous is None:
+    if not has_previous:
         df[["prev_net", "posts_change_pct", "net_change"]] = np.nan
     return df
 

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from aimusic.core.config import cached_settings
 from aimusic.core.records import POST_COLUMNS, POST_SCHEMA
-from aimusic.store import schema
+from aimusic.store import dashboard_summary, schema
 from aimusic.store.pseudonyms import pseudonymize_table
 from aimusic.store.schema import SCHEMA_VERSION, StoreError, migrate, rollback
 
@@ -289,6 +289,17 @@ class Store:
                 f"INSERT OR REPLACE INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
                 values,
             )
+            if row.get("finished_at") is not None:  # a run ended: bring the dashboard's summary up to date
+                try:
+                    dashboard_summary.refresh(con)
+                except duckdb.Error as exc:  # the dashboard refreshes it when it finds it behind
+                    log.warning("dashboard summary not refreshed after the run: %s", str(exc).splitlines()[0])
+
+    def refresh_summary(self, *, full: bool = False) -> str:
+        """Bring the dashboard's daily summary up to the posts and scores (:mod:`aimusic.store.dashboard_summary`):
+        'unchanged', 'incremental' (only the days touched since the last refresh) or 'full'."""
+        with self.connect() as con:
+            return dashboard_summary.refresh(con, full=full)
 
     # -- events and meta ----------------------------------------------------------------------------------
     def add_event(self, when: date, title: str, url: str | None = None, origin: str = "user") -> None:

@@ -1,10 +1,10 @@
 """The database schema: every migration in one ordered list, and :func:`migrate`.
 
 Version numbers were reserved per feature (1 spine, 2 sentiment engine, 3 alerts/operations, 4 debate signals,
-5 sources/backfill, 6 dashboard, 7 privacy, 8 relevance reason, 9 labels), so the list has gaps (2, 5 and 6
-were never needed) and a database written by release 0.1 holds {1, 3, 4, 7}. Migrations are applied in
-version order, each in its own transaction, and recorded in ``schema_migrations``; a new one gets the next
-number after the last and goes at the end of :data:`MIGRATIONS`.
+5 sources/backfill, 6 dashboard, 7 privacy, 8 relevance reason, 9 labels; 10 the dashboard's summary came after),
+so the list has gaps (2, 5 and 6 were never needed) and a database written by release 0.1 holds {1, 3, 4, 7}.
+Migrations are applied in version order, each in its own transaction, and recorded in ``schema_migrations``; a
+new one gets the next number after the last and goes at the end of :data:`MIGRATIONS`.
 
 A database that holds a version this release does not know was written by a newer release (or another
 branch): it is refused, with the versions named, rather than written with a schema this code does not
@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import duckdb
+
+from aimusic.store.dashboard_summary import TABLES as DASHBOARD_SUMMARY_TABLES
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,11 @@ MIGRATIONS: tuple[Migration, ...] = (
                 labelled_at TIMESTAMPTZ NOT NULL, picked VARCHAR NOT NULL DEFAULT 'random',
                 PRIMARY KEY (source, post_id, task, labeller))""",
         ),
+    ),
+    Migration(
+        10,
+        "dashboard summary: daily aggregates and author-days (aimusic.store.dashboard_summary)",
+        DASHBOARD_SUMMARY_TABLES,
     ),
 )
 KNOWN_VERSIONS = frozenset(m.version for m in MIGRATIONS)

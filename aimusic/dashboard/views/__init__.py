@@ -11,7 +11,8 @@ Adding a view takes one module and one line:
    ``ctx`` (:class:`aimusic.dashboard.context.ViewContext`) carries the shared filters (``ctx.filters``, a
    :class:`aimusic.store.queries.Filters`), the model and the time bucket, and runs the store's named queries
    with caching by data version and arguments: ``ctx.facts(q.totals, ctx.filters)`` calls
-   ``aimusic.store.dashboard_queries.totals(facts_cursor, filters)`` over the in-memory facts copy,
+   ``aimusic.store.dashboard_queries.totals(facts_cursor, filters)`` over the in-memory facts copy, or its
+   namesake in :mod:`aimusic.store.dashboard_daily` over the file's daily summary when that answers it,
    ``ctx.file(fn, ...)`` calls ``fn(read_only_connection, ...)`` on the database file, ``ctx.posts(fn, ...)``
    calls a posts query of :mod:`aimusic.store.dashboard_posts` with both. The dashboard imports no database
    driver: put new SQL in a named function of ``aimusic/store/dashboard_queries.py`` (no Streamlit there, so

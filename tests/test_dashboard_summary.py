@@ -1,0 +1,188 @@
+"""The dashboard's daily summary (aimusic/store/dashboard_summary.py, read by aimusic/store/dashboard_daily.py):
+every aggregate it answers equals the same aggregate over one row per post (the facts copy, itself checked
+against pandas in test_dashboard_queries.py), after a full build, after new posts, after a rescore, and after
+rows are deleted; a refresh with nothing new does nothing."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pytest
+from dashboard_testkit import END, MODEL, seed
+
+from aimusic.core.topics import load_topics
+from aimusic.debate.relevance import RelevanceFilter
+from aimusic.debate.signals import tag_entities
+from aimusic.pipeline.collect import score_posts
+from aimusic.sources.demo import generate_table
+from aimusic.store import dashboard_daily as daily
+from aimusic.store import dashboard_posts as posts
+from aimusic.store import dashboard_queries as q
+from aimusic.store import dashboard_summary
+from aimusic.store.dashboard_facts import Facts, ensure_summary, read_connection, read_version
+from aimusic.store.db import Store
+from aimusic.store.queries import Filters
+from sentiment import load_scorer
+
+START = END - timedelta(days=59)
+FILTERS = [
+    Filters(start=START, end=END),
+    Filters(),  # open window: no previous one
+    Filters(start=END - timedelta(days=119), end=END),
+    Filters(start=START, end=END, sources=("reddit", "bluesky"), min_engagement=5),
+    Filters(start=START, end=END, entities=("Suno",)),
+    Filters(start=START, end=END, entities=("Suno", "Udio"), sources=("reddit",)),
+    Filters(start=START, end=END, terms=("suno",), langs=("en",)),
+    Filters(start=START, end=END, min_engagement=daily.ENGAGEMENT_CAP),
+    Filters(start=END + timedelta(days=30), end=END + timedelta(days=40)),  # no posts
+]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("summary") / "base.duckdb"
+    seed(path, 2500)
+    return path
+
+
+@pytest.fixture
+def db(base: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "db.duckdb"
+    shutil.copy(base, target)
+    return target
+
+
+def assert_same(path: Path) -> None:
+    """Every summary-backed aggregate equals the facts copy's, for every filter set."""
+    with read_connection(path) as con:
+        assert dashboard_summary.is_current(con)
+        version = read_version(con)
+    facts = Facts(str(path), MODEL)
+    facts.sync(version)
+    try:
+        with read_connection(path) as con:
+            for filters in FILTERS:
+                assert daily.supported(filters)
+                cases = [
+                    (daily.totals(con, filters, MODEL), q.totals(facts.cursor(), filters)),
+                    (daily.series(con, filters, MODEL, "day"), q.series(facts.cursor(), filters, "day")),
+                    (daily.series(con, filters, MODEL, "week"), q.series(facts.cursor(), filters, "week")),
+                    (daily.sentiment_rolling(con, filters, MODEL, 7), q.sentiment_rolling(facts.cursor(), filters, 7)),
+                ]
+                for by in ("source", "entity"):
+                    cases.append((daily.compare(con, filters, MODEL, by), q.compare(facts.cursor(), filters, by)))
+                    cases.append((daily.compare_series(con, filters, MODEL, by, "week"),
+                                  q.compare_series(facts.cursor(), filters, by, "week")))
+                for mine, theirs in cases:
+                    pd.testing.assert_frame_equal(mine.reset_index(drop=True), theirs.reset_index(drop=True),
+                                                  check_dtype=False, obj=str(filters))
+                assert daily.posts_count(con, filters) == posts.posts_count(con, filters)
+            assert q.db_info(con, summary=True) == q.db_info(con)
+    finally:
+        facts.close()
+
+
+def refresh(path: Path) -> str:
+    return Store(path).refresh_summary()
+
+
+def test_full_build_matches_the_per_post_aggregates(db: Path) -> None:
+    assert refresh(db) == "full"
+    assert refresh(db) == "unchanged"  # nothing new: nothing recomputed
+    assert_same(db)
+
+
+def test_new_posts_and_a_rescore_refresh_only_their_days(db: Path) -> None:
+    refresh(db)
+    topics = load_topics()
+    store = Store(db)
+    more, _ = RelevanceFilter(topics).filter_table(
+        generate_table(300, seed=99, end=END + timedelta(days=2), days=3, events=[])
+    )
+    store.upsert_posts(more)
+    tag_entities(store, topics)
+    score_posts(store, load_scorer("vader"))
+    with duckdb.connect(str(db)) as con:
+        before = con.execute("SELECT count(DISTINCT day) FROM dash_daily").fetchall()[0][0]
+    assert refresh(db) == "incremental"
+    assert_same(db)
+
+    # a rescore flips the labels of some old posts (as a new model version or `aimusic rescore` would)
+    with duckdb.connect(str(db), read_only=True) as con:
+        picked = con.execute(
+            "SELECT source, post_id, text_md5 FROM posts WHERE created_at < ? ORDER BY post_id LIMIT 40",
+            [datetime.combine(START, datetime.min.time(), tzinfo=UTC)],
+        ).fetchall()
+    n = len(picked)
+    store.upsert_scores(pa.table({
+        "source": [r[0] for r in picked], "post_id": [r[1] for r in picked], "model": [MODEL] * n,
+        "label": ["negative"] * n, "negative": [0.9] * n, "neutral": [0.05] * n, "positive": [0.05] * n,
+        "status": ["scored"] * n, "text_md5": [r[2] for r in picked],
+    }))
+    assert refresh(db) == "incremental"
+    assert_same(db)
+    with duckdb.connect(str(db)) as con:
+        assert con.execute("SELECT count(DISTINCT day) FROM dash_daily").fetchall()[0][0] >= before
+
+
+def test_a_second_model_and_deleted_rows(db: Path) -> None:
+    refresh(db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("""INSERT INTO scores SELECT source, post_id, 'other-model', 'positive', 0, 0, 1, 'scored',
+                              text_md5, now() FROM posts WHERE hash(post_id) % 3 = 0""")
+    assert refresh(db) == "incremental"
+    with read_connection(db) as con:
+        other = daily.totals(con, Filters(), "other-model")
+        none = daily.totals(con, Filters(), None)
+    assert other.loc[0, "scored"] == other.loc[0, "positive"] > 0
+    assert none.loc[0, "scored"] == 0 and none.loc[0, "posts"] == other.loc[0, "posts"]
+    with duckdb.connect(str(db)) as con:  # rows deleted by hand: caught by the check, rebuilt
+        con.execute("DELETE FROM scores WHERE post_id IN (SELECT post_id FROM posts ORDER BY post_id LIMIT 25)")
+        con.execute("DELETE FROM posts WHERE post_id IN (SELECT post_id FROM posts ORDER BY post_id LIMIT 25)")
+    assert refresh(db) == "full"
+    assert_same(db)
+
+
+def test_a_finished_run_refreshes_it_and_the_dashboard_catches_up(db: Path) -> None:
+    store = Store(db)
+    now = datetime.now(UTC)
+    store.record_run({"run_id": "r1", "source": "demo", "started_at": now, "finished_at": now, "status": "ok"})
+    with read_connection(db) as con:
+        assert dashboard_summary.is_current(con)
+    more, _ = RelevanceFilter(load_topics()).filter_table(generate_table(50, seed=7, end=END, days=2, events=[]))
+    store.upsert_posts(more)
+    with read_connection(db) as con:
+        assert not dashboard_summary.is_current(con)
+    assert ensure_summary(db)  # what the dashboard does when it finds the summary behind
+    assert_same(db)
+
+
+def test_unsupported_filters_are_left_to_the_facts_copy() -> None:
+    assert not daily.supported(Filters(min_engagement=daily.ENGAGEMENT_CAP + 1))
+    assert not daily.supported(Filters(search="suno"))
+    assert set(daily.REPLACES) == {q.totals, q.series, q.sentiment_rolling, q.compare, q.compare_series}
+
+
+def test_posts_from_the_file_match_the_facts_copy(db: Path) -> None:
+    """A Posts page read from the file (newest/oldest find their cut-off value first) equals the page read
+    with the in-memory copy: same rows, same order."""
+    with read_connection(db) as con:
+        version = read_version(con)
+    facts = Facts(str(db), MODEL)
+    facts.sync(version)
+    try:
+        with read_connection(db) as con:
+            for filters in FILTERS[:7]:
+                for sort in posts.POST_SORTS:
+                    for limit in (5, 300):
+                        mine = posts.posts_page(con, filters, MODEL, sort, limit)
+                        theirs = posts.posts_page(con, filters, MODEL, sort, limit, facts.cursor())
+                        pd.testing.assert_frame_equal(mine, theirs, check_dtype=False, obj=f"{filters} {sort}")
+    finally:
+        facts.close()
