@@ -180,6 +180,95 @@ def test_stems_precheck():
     assert stems("our ai team") == (True, False)
 
 
+# --- the broad class: one stem (AI-ish or music-ish, not both), no tracked name --------------------------------------
+
+MIDDLE = 0.231 * ON  # sigmoid(6 * 0.231) ~ 0.80: above the other thresholds (0.7, 0.6), below the broad one (0.9)
+
+
+def broad_encode(texts):
+    return np.stack([ON if "conjure" in t.lower() else MIDDLE if "halfway" in t.lower() else OFF for t in texts])
+
+
+@pytest.fixture
+def broad_head(tmp_path: Path) -> Path:
+    coef = np.zeros(384)
+    coef[0], coef[1] = 6.0, -6.0
+    path = tmp_path / "relevance_head_broad.npz"
+    RelevanceHead(coef=coef, bias=0.0, threshold=0.7, threshold_named=0.6, threshold_broad=0.9).save(path)
+    return path
+
+
+def test_the_broad_class_keeps_a_one_stem_text_above_its_own_threshold_only(topics, broad_head):
+    sem = SemanticRelevance(broad_head, encode=broad_encode)
+    assert not RelevanceFilter(topics, semantic=sem).broad_on  # off by default (AIMUSIC_RELEVANCE_BROAD unset)
+    rf = RelevanceFilter(topics, semantic=sem, broad=True)
+    assert rf.broad_on and sem.threshold_broad == 0.9
+    kept = rf.decide("so I can conjure up songs from nothing now?")  # a music word, nothing AI-ish
+    assert kept.relevant and kept.reason == "semantic" and kept.probability >= 0.9
+    assert rf.decide("conjure a whole new model from one line").relevant  # an AI word, nothing musical
+    below = rf.decide("a halfway decent song")  # ~0.80: enough for the other classes, not for this one
+    assert not below.relevant and below.stage == "semantic" and 0.7 < below.probability < 0.9
+    assert rf.decide("a halfway decent machine song").relevant  # both stems: the unnamed threshold (0.7)
+    assert not rf.decide("conjure the weather for tomorrow").relevant  # no stem at all: never asked
+    assert sem.embedded == 4
+    quick = QuickRelevance(rf)  # the pre-check stays exact: one stem is enough with the broad class on
+    assert quick.could_match("so I can conjure up songs from nothing now?")
+    assert quick.decide(None, "so I can conjure up songs from nothing now?").reason == "semantic"
+
+
+def test_broad_false_never_asks_about_a_one_stem_text(topics, broad_head, head_file):
+    sem = SemanticRelevance(broad_head, encode=broad_encode)
+    rf = RelevanceFilter(topics, semantic=sem, broad=False)
+    for text in ("so I can conjure up songs from nothing now?", "conjure a whole new model from one line"):
+        decision = rf.decide(text)
+        assert not decision.relevant and decision.stage == "rules" and not rf.rules(text).unsure, text
+    assert sem.embedded == 0 and not rf.broad_on
+    assert rf.decide("conjure a machine song").relevant  # the two-stem class still runs
+    quick = QuickRelevance(rf)
+    assert not quick.could_match("so I can conjure up songs from nothing now?")
+    # the bulk reader's patterns are those of a head without the class: backfills read exactly as before
+    old = QuickRelevance(RelevanceFilter(topics, semantic=SemanticRelevance(head_file, encode=broad_encode)))
+    assert quick.bulk_patterns() == old.bulk_patterns()
+    assert QuickRelevance(RelevanceFilter(topics, semantic=sem, broad=True)).bulk_patterns() != old.bulk_patterns()
+
+
+def test_the_setting_turns_the_broad_class_on(monkeypatch, topics, broad_head):
+    monkeypatch.setenv("AIMUSIC_RELEVANCE_BROAD", "1")
+    assert RelevanceFilter(topics, semantic=SemanticRelevance(broad_head, encode=broad_encode)).broad_on
+
+
+def test_backfill_builds_its_filter_without_the_broad_class(monkeypatch, topics, tmp_path):
+    from aimusic.pipeline import backfill
+
+    seen = []
+    monkeypatch.setattr(backfill, "QuickRelevance", lambda relevance: seen.append(relevance))
+    backfill.backfill_paths([], None, topics, backfill.BackfillOptions(quarantine_dir=tmp_path / "q"))
+    assert len(seen) == 1 and seen[0].broad is False and not seen[0].broad_on
+
+
+def test_an_old_head_file_without_threshold_broad_loads_with_the_class_off(topics, tmp_path):
+    coef = np.zeros(384, np.float32)
+    coef[0], coef[1] = 6.0, -6.0
+    path = tmp_path / "old_head.npz"
+    np.savez(path, coef=coef, bias=np.array([0.0]), threshold=np.array([0.7]), threshold_named=np.array([0.6]))
+    sem = SemanticRelevance(path, encode=broad_encode)
+    assert sem.head.threshold_broad is None and sem.threshold_broad is None and sem.threshold == 0.7
+    rf = RelevanceFilter(topics, semantic=sem, broad=True)
+    assert rf.broad and not rf.broad_on
+    assert not rf.decide("so I can conjure up songs from nothing now?").relevant and sem.embedded == 0
+    assert rf.decide("conjure a machine song").relevant
+
+
+def test_the_rules_decisions_stand_with_the_broad_class(topics, broad_head):
+    sem = SemanticRelevance(broad_head, encode=broad_encode)
+    rf = RelevanceFilter(topics, semantic=sem, broad=True)
+    assert rf.decide("The AI song on Billboard is everywhere").reason == "terms"
+    assert rf.decide("conjure songs", "r/SunoAI").reason == "community"
+    assert not rf.decide("conjure songs in rust code, cargo build fails").relevant  # an exclusion term wins
+    assert not rf.decide("Breaking Rust conjure songs", "rust").relevant  # an off-topic community wins
+    assert sem.embedded == 0
+
+
 # --- the shipped head, with the real encoder ----------------------------------------------------------------------
 
 
@@ -217,8 +306,9 @@ def test_shipped_head_keeps_classic_near_misses_out(topics, shipped):
 
 def test_backfill_batches_the_second_stage_and_stores_the_reason(tmp_path, store, topics, head_file):
     """A bulk import leaves second-stage texts pending and decides them in one batch per commit."""
+    from test_backfill import comment, options, write_zst
+
     from aimusic.pipeline.backfill import backfill_file
-    from tests.test_backfill import comment, options, write_zst
 
     calls = []
 

@@ -2,13 +2,16 @@
 
 A logistic-regression head on the shared encoder's sentence embeddings (all-MiniLM-L6-v2,
 :func:`sentiment.stance.embed`), trained by :mod:`aimusic.debate.train_relevance` on labelled sets written for
-the project; its probabilities are calibrated (Platt scaling on out-of-fold predictions) and the decision
-threshold was chosen on held-out predictions. The head ships in ``sentiment/weights/relevance_head.npz`` with
-its provenance (data, threshold, figures and what they were measured on) in ``relevance_head.json``.
+the project; its probabilities are calibrated (Platt scaling on out-of-fold predictions) and its decision
+thresholds, one per class of unsure text, were chosen on out-of-fold predictions of the training texts. The head
+ships in ``sentiment/weights/relevance_head.npz`` with its provenance (data, thresholds, figures and what they
+were measured on) in ``relevance_head.json``.
 
 Only texts that pass a cheap pre-check are embedded (:func:`stems`: an AI-ish and a music-ish word stem, or a
-tracked but ambiguous name next to either), so bulk imports stay fast. Where the encoder cannot load, the
-stage reports itself unavailable once (a logged note) and the rules decide alone.
+tracked but ambiguous name next to either; with the *broad* class on, also one stem alone, at the stricter
+``threshold_broad``: a reply in an AI-music thread often names only the music, "so I can conjure up songs from
+nothing now?"), so bulk imports stay fast. Where the encoder cannot load, the stage reports itself unavailable
+once (a logged note) and the rules decide alone.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ def stems(low: str) -> tuple[bool, bool]:
 
 
 def music_stem(low: str) -> bool:
+    """A music-ish stem in the lower-cased text ``low`` (whether or not it also holds an AI-ish one)."""
     return _word_hit(_MUSIC_RX, low)
 
 
@@ -106,6 +110,7 @@ def _starts_word(low: str, stem: str) -> bool:
 
 
 def ai_stem(low: str) -> bool:
+    """An AI-ish stem in the lower-cased text ``low``."""
     return any(s in low and _starts_word(low, s) for s in _AI_LONG) or any(_short_word(low, w) for w in _AI_SHORT)
 
 
@@ -124,6 +129,9 @@ class RelevanceHead:
     bias: float
     threshold: float  # a text with no tracked name is relevant at or above this probability
     threshold_named: float  # a text with a tracked but unconfirmed name ("Suno", "Breaking Rust") at or above this
+    #: a text with one stem (AI-ish or music-ish, not both) and no tracked name at or above this; ``None`` (a head
+    #: file from before this class) means the class is off
+    threshold_broad: float | None = None
     sha256: str = ""
 
     def probability(self, embeddings: np.ndarray) -> np.ndarray:
@@ -137,6 +145,8 @@ class RelevanceHead:
             "coef": self.coef.astype(np.float32), "bias": np.array([self.bias], np.float64),
             "threshold": np.array([self.threshold], np.float64),
             "threshold_named": np.array([self.threshold_named], np.float64),
+            **({} if self.threshold_broad is None else
+               {"threshold_broad": np.array([self.threshold_broad], np.float64)}),
         })
 
     @classmethod
@@ -146,8 +156,9 @@ class RelevanceHead:
         try:
             raw = path.read_bytes()
             with np.load(io.BytesIO(raw), allow_pickle=False) as data:
+                broad = float(data["threshold_broad"][0]) if "threshold_broad" in data.files else None
                 return cls(data["coef"].astype(np.float64), float(data["bias"][0]), float(data["threshold"][0]),
-                           float(data["threshold_named"][0]), hashlib.sha256(raw).hexdigest())
+                           float(data["threshold_named"][0]), broad, hashlib.sha256(raw).hexdigest())
         except (OSError, KeyError, ValueError, IndexError) as exc:
             raise ScorerError(f"the relevance head {path} is missing or unreadable ({exc}); rebuild it with "
                               "`python -m aimusic.debate.train_relevance`") from None
@@ -166,6 +177,7 @@ class SemanticRelevance:
         self.head = RelevanceHead.load(self.head_file)
         self.threshold = self.head.threshold
         self.threshold_named = self.head.threshold_named
+        self.threshold_broad = self.head.threshold_broad  # None: the one-stem class is off
         self.model_id = f"relevance-minilm@{self.head.sha256[:12]}"
         self._encode = encode
         self.available = True
