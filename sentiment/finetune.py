@@ -259,19 +259,12 @@ def val_figures(model: Any, tokenizer: Any, val: LabelledData, dev: torch.device
 def remeasure(path: Path, val_path: Path) -> dict[str, Any]:
     """Pin a file trained on another copy of the encoder (a GPU machine's fp16 copy) to the packaged encoder,
     measure ``val_path`` again here and update the provenance: the figures then belong to the model as it runs."""
-    from sentiment.lora_training import repin
+    from sentiment.lora_training import repin, write_repinned
 
     adapter = repin(path)
     model, tokenizer = build_model(adapter)
-    record = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-    record.update({"file_sha256": adapter.sha256, "file_bytes": path.stat().st_size,
-                   "encoder_weights_sha256": adapter.meta["encoder_weights_sha256"],
-                   "val": val_figures(model, tokenizer, read_tsv(val_path), torch.device("cpu")),
-                   "repinned": {"trained_against_encoder_sha256": adapter.meta.get("trained_against_encoder_sha256"),
-                                "note": "trained on a GPU machine against an fp16 copy of the encoder; pinned to the "
-                                        "packaged fp32 encoder and val measured again with it"}})
-    path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return record
+    val = val_figures(model, tokenizer, read_tsv(val_path), torch.device("cpu"))
+    return write_repinned(path, adapter, {"val": val}, "val")
 
 
 def main(argv: list[str] | None = None) -> int:

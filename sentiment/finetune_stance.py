@@ -255,20 +255,12 @@ def measure(out: Path, heldout_sets: tuple[Path, ...], dev: list[Path],
 def remeasure(path: Path, semeval: Path | None, dev: list[Path], device: str = "auto") -> dict[str, Any]:
     """Pin a file trained elsewhere (a GPU machine's fp16 copy of the encoder) to the packaged encoder, measure it
     again here and update its provenance: the figures then belong to the model as it runs here."""
-    from sentiment.lora_training import repin
+    from sentiment.lora_training import repin, write_repinned
 
     adapter = repin(path)
-    record = json.loads(path.with_suffix(".json").read_text(encoding="utf-8")) \
-        if path.with_suffix(".json").exists() else {"model": "stance-ft", "file": path.name}
     splits = load_semeval(semeval) if semeval else {}
-    record.update(measure(path, HELDOUT_SETS, dev, splits.get("test"), resolve_device(device)))
-    record.update({"file_sha256": adapter.sha256, "file_bytes": path.stat().st_size, "repinned": {
-        "trained_against_encoder_sha256": adapter.meta.get("trained_against_encoder_sha256"),
-        "encoder_weights_sha256": adapter.meta["encoder_weights_sha256"],
-        "note": "trained on a GPU machine against an fp16 copy of the encoder; pinned to the packaged fp32 "
-                "encoder and every figure above measured again with it"}})
-    path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return record
+    figures = measure(path, HELDOUT_SETS, dev, splits.get("test"), resolve_device(device))
+    return write_repinned(path, adapter, figures, "every figure", {"model": "stance-ft", "file": path.name})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ training loop with epoch selection on a hold-out, and the figures it logs. Needs
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -284,3 +285,21 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ScorerError("device cuda: no CUDA device is visible to torch")
     return torch.device(name)
+
+
+def write_repinned(path: Path, adapter: Adapter, figures: dict[str, Any], measured: str,
+                   default: dict[str, Any] | None = None) -> dict[str, Any]:
+    """After :func:`repin` and a new measurement: update the provenance file next to ``path`` (``default`` when
+    there is none) with the new ``figures``, the file's new hash and both encoder fingerprints."""
+    js = path.with_suffix(".json")
+    record = json.loads(js.read_text(encoding="utf-8")) if js.exists() else dict(default or {})
+    record.update(figures)
+    record.update({
+        "file_sha256": adapter.sha256, "file_bytes": path.stat().st_size,
+        "encoder_weights_sha256": adapter.meta["encoder_weights_sha256"],
+        "repinned": {"trained_against_encoder_sha256": adapter.meta.get("trained_against_encoder_sha256"),
+                     "note": "trained on a GPU machine against an fp16 copy of the encoder; pinned to the packaged "
+                             f"fp32 encoder and {measured} measured again with it"},
+    })
+    js.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return record

@@ -250,7 +250,7 @@ def test_committed_weights_match_provenance_and_score_obvious_sentences():
 
 def test_stance_finetune_writes_a_target_aware_model_that_the_stance_scorer_loads(tiny_encoder, tmp_path):
     from sentiment.finetune_stance import AI_MUSIC_TARGET, pair, train
-    from sentiment.lora_training import Recipe, repin
+    from sentiment.lora_training import Recipe, repin, write_repinned
     from sentiment.stance import STANCE_VOCABULARY
     from sentiment.stance_ft import FinetunedStanceScorer
 
@@ -284,6 +284,10 @@ def test_stance_finetune_writes_a_target_aware_model_that_the_stance_scorer_load
         FinetunedStanceScorer(npz, encoder_dir=tiny_encoder)
     pinned = repin(npz, tiny_encoder)
     assert pinned.meta["trained_against_encoder_sha256"] == "0" * 64
+    updated = write_repinned(npz, pinned, {"heldout": {"n": 1}}, "every figure")
+    assert json.loads(npz.with_suffix(".json").read_text()) == updated and updated["heldout"] == {"n": 1}
+    assert updated["file_sha256"] == pinned.sha256 and updated["repinned"]["trained_against_encoder_sha256"] == "0" * 64
+    assert updated["train_set"]["n"] == 36  # the rest of the provenance is kept
     assert FinetunedStanceScorer(npz, encoder_dir=tiny_encoder).model_id == f"stance-ft@{pinned.sha256[:12]}"
 
 
