@@ -155,17 +155,9 @@ def posts_count(con: duckdb.DuckDBPyConnection, filters: Filters) -> int:
 
 
 def _grouped(filters: Filters, model: str | None, by: str) -> tuple[str, list[Any]]:
-    """Summary rows with ``grp``: the source, or each entity of the row's list (only the selected entities when
-    the entity filter is set), as :func:`aimusic.store.dashboard_queries._grouped_base` does per post."""
+    """Summary rows with ``grp``, as :func:`aimusic.store.dashboard_queries._grouped_base` makes them per post."""
     rows, params = _rows(filters, model)
-    if by == "source":
-        return f"SELECT d.*, d.source AS grp FROM {rows}", params
-    if by == "entity":
-        base = f"SELECT d.*, unnest(d.entities) AS grp FROM {rows}"
-        if filters.entities:
-            return f"SELECT * FROM ({base}) WHERE list_contains(?, grp)", [*params, list(filters.entities)]
-        return base, params
-    raise ValueError(f"unknown grouping {by!r}")
+    return q.group_rows(rows, "d", params, by, filters.entities)
 
 
 def compare(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, by: str) -> pd.DataFrame:

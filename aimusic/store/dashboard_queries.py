@@ -213,19 +213,26 @@ def finish_rolling(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- Compare (facts) -----------------------------------------------------------------------------------------
+def group_rows(rows: str, alias: str, params: list[Any], by: str, entities: Sequence[str] | None
+               ) -> tuple[str, list[Any]]:
+    """``rows`` (a FROM clause whose table is ``alias``) with a group column ``grp``: the source, or each entity of
+    the row's list (only the selected ``entities`` when given)."""
+    if by == "source":
+        return f"SELECT {alias}.*, {alias}.source AS grp FROM {rows}", params
+    if by == "entity":
+        base = f"SELECT {alias}.*, unnest({alias}.entities) AS grp FROM {rows}"
+        if entities:
+            return f"SELECT * FROM ({base}) WHERE list_contains(?, grp)", [*params, list(entities)]
+        return base, params
+    raise ValueError(f"unknown grouping {by!r}")
+
+
 def _grouped_base(filters: Filters, by: str) -> tuple[str, list[Any]]:
     """One row per (filtered post, group): a post counts once per platform, once per entity it mentions. With
     an entity filter, only the selected entities are groups (a post about Suno and Udio is not an Udio row when
     the filter says Suno)."""
     where, params = filters.where("f")
-    if by == "source":
-        return f"SELECT f.*, f.source AS grp FROM facts f WHERE {where}", params
-    if by == "entity":
-        base = f"SELECT f.*, unnest(f.entities) AS grp FROM facts f WHERE {where}"
-        if filters.entities:
-            return f"SELECT * FROM ({base}) WHERE list_contains(?, grp)", [*params, list(filters.entities)]
-        return base, params
-    raise ValueError(f"unknown grouping {by!r}")
+    return group_rows(f"facts f WHERE {where}", "f", params, by, filters.entities)
 
 
 def compare(fcon: duckdb.DuckDBPyConnection, filters: Filters, by: str) -> pd.DataFrame:
