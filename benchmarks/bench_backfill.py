@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/bench_backfill.py                 # 1,000,000 lines (targets: >= 150,000/s, < 1 GB)
     .venv/bin/python benchmarks/bench_backfill.py --lines 20000   # a quick check
 
-Three imports of the same dump, each into a fresh database in its own process, in one run (compare their ratios:
-the machine is shared): the bulk reader with the second relevance stage (the default), the bulk reader with the
-rules only, and the line reader with the second stage (the baseline: how every line was read before). The bulk
+Four imports of the same dump, each into a fresh database in its own process, in one run (compare their ratios:
+the machine is shared): the bulk reader with the second relevance stage (the default: overlapped with the
+reading), the bulk reader with the rules only, the bulk reader with the second stage run in place (not
+overlapped), and the line reader with the second stage (the baseline: how every line was read before). The bulk
 and line readers must store the same rows (checked). Each prints lines/s, peak memory, the lines handed to the
 per-line Python code and the texts the second stage embedded, with the load average.
 
@@ -190,7 +191,8 @@ def make_dump(path: Path, lines: int, seed: int, long_window: bool) -> None:
     tmp.rename(path)
 
 
-def child_import(dump: Path, db: Path, force: bool, bulk: bool = True, second_stage: bool = True) -> None:
+def child_import(dump: Path, db: Path, force: bool, bulk: bool = True, second_stage: bool = True,
+                 overlap: bool = True) -> None:
     """Runs in a fresh process: import, print a JSON line with the figures and this process's peak memory."""
     from aimusic.core.topics import load_topics
     from aimusic.pipeline.backfill import BackfillOptions, backfill_paths
@@ -199,7 +201,7 @@ def child_import(dump: Path, db: Path, force: bool, bulk: bool = True, second_st
     store = Store(db)
     before = store.count("posts")
     options = BackfillOptions(force=force, quarantine_dir=db.parent / "quarantine", bulk=bulk,
-                              second_stage=second_stage)
+                              second_stage=second_stage, overlap=overlap)
     topics = load_topics()
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
@@ -232,9 +234,11 @@ def child_import(dump: Path, db: Path, force: bool, bulk: bool = True, second_st
     )
 
 
-def run_child(dump: Path, db: Path, force: bool = False, bulk: bool = True, second_stage: bool = True) -> dict:
+def run_child(dump: Path, db: Path, force: bool = False, bulk: bool = True, second_stage: bool = True,
+              overlap: bool = True) -> dict:
     cmd = [sys.executable, __file__, "--child", str(dump), "--db", str(db)] + (["--force"] if force else [])
     cmd += ([] if bulk else ["--lines-reader"]) + ([] if second_stage else ["--rules-only"])
+    cmd += [] if overlap else ["--in-place"]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
@@ -252,9 +256,10 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--lines-reader", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rules-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--in-place", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child_import(args.child, args.db, args.force, not args.lines_reader, not args.rules_only)
+        child_import(args.child, args.db, args.force, not args.lines_reader, not args.rules_only, not args.in_place)
         return
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -272,10 +277,14 @@ def main() -> None:
         _print("bulk reader, rules + second stage", first)
         rules = run_child(dump, Path(tmp) / "rules.duckdb", second_stage=False)
         _print("bulk reader, rules only", rules)
+        serial = run_child(dump, Path(tmp) / "serial.duckdb", overlap=False)
+        _print("bulk reader, rules + second stage in place (not overlapped)", serial)
         base = run_child(dump, Path(tmp) / "lines.duckdb", bulk=False)
         _print("line reader (baseline), rules + second stage", base)
         print(f"ratios in this run: bulk + second stage = {_rate(first) / _rate(base):.2f}x the line reader; "
-              f"bulk rules only = {_rate(rules) / _rate(base):.2f}x")
+              f"bulk rules only = {_rate(rules) / _rate(base):.2f}x; overlapped second stage = "
+              f"{_rate(first) / _rate(serial):.2f}x in place")
+        print(f"same rows stored overlapped and in place: {_same_rows(db, Path(tmp) / 'serial.duckdb')}")
         print(f"same rows stored by the bulk and the line reader: {_same_rows(db, Path(tmp) / 'lines.duckdb')}")
         again = run_child(dump, db)
         print(

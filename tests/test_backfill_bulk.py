@@ -211,3 +211,66 @@ def test_bulk_patterns_are_a_superset_of_the_precheck(texts: list[list[tuple[str
         for text, (hit,) in zip(joined, rows, strict=True):
             if quick.could_match(text):
                 assert hit, (text, p)
+
+
+def _stage_two_lines() -> list[bytes | dict]:
+    unsure = [comment(f"s{i:03d}", f"an algorithm wrote track {i}, the vocals feel synthetic {'x' * (i % 5)}")
+              for i in range(30)]
+    return [line for pair in zip(mixed_lines(), unsure + [None] * 99, strict=False) for line in pair if line]
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+def test_second_stage_on_a_worker_gives_the_serial_result(tmp_path, monkeypatch, caplog, bulk) -> None:
+    """The second stage overlapped with reading (a slow encoder, small batches, a bounded queue) stores what
+    running it in place stores; an encoder that fails there gives the same notice and the same rows."""
+    import threading
+    import time
+
+    from aimusic.pipeline import backfill_units
+
+    monkeypatch.setattr(backfill_units, "RESOLVE_EVERY", 3)
+    monkeypatch.setattr(backfill_units, "IN_FLIGHT", 2)
+    path = write_zst(tmp_path / "RC_stage.zst", _stage_two_lines())
+    topics = make_topics(tmp_path)
+
+    def run(name: str, overlap: bool, fail_at: int | None = None) -> tuple[FileReport, Store, SemanticRelevance]:
+        calls = {"n": 0}
+        threads = set()
+
+        def slow_encode(texts: Any) -> np.ndarray:
+            calls["n"] += 1
+            threads.add(threading.current_thread().name)
+            time.sleep(0.02)
+            if calls["n"] == fail_at:
+                raise RuntimeError("onnx session died")
+            vectors = fake_encode(texts)
+            coef = sem.head.coef / np.linalg.norm(sem.head.coef)
+            for i, text in enumerate(texts):
+                if "track 1" in text:  # some texts only the second stage keeps
+                    vectors[i] = coef
+            return vectors
+
+        sem = SemanticRelevance(encode=slow_encode)
+        checker = QuickRelevance(RelevanceFilter(topics, semantic=sem))
+        report, store = _import(tmp_path, name, path, checker, batch_lines=9, bulk=bulk, overlap=overlap)
+        assert calls["n"] > 2
+        assert all(t.startswith("aimusic-relevance") for t in threads) if overlap else threads == {"MainThread"}
+        return report, store, sem
+
+    serial, serial_store, _ = run("serial", overlap=False)
+    overlapped, overlap_store, _ = run("overlap", overlap=True)
+    _same(serial, overlapped)
+    assert serial.embedded == overlapped.embedded > 10 and serial.relevant > 0
+    assert _rows(serial_store) == _rows(overlap_store)
+    with overlap_store.connect() as con:
+        assert con.execute("SELECT count(*) FROM posts WHERE relevance = 'semantic'").fetchall()[0][0] >= 5
+
+    with caplog.at_level("WARNING"):
+        failed_serial, fs_store, fs_sem = run("failed-serial", overlap=False, fail_at=3)
+        failed, f_store, f_sem = run("failed-overlap", overlap=True, fail_at=3)
+    assert f_sem.note == fs_sem.note and f_sem.note.startswith("semantic relevance off, rules only")
+    assert "onnx session died" in f_sem.note and not f_sem.available
+    assert sum("semantic relevance off, rules only" in r.getMessage() for r in caplog.records) == 2
+    _same(failed_serial, failed)
+    assert failed.completed and failed.embedded == failed_serial.embedded < overlapped.embedded
+    assert _rows(fs_store) == _rows(f_store) and len(_rows(f_store)) < len(_rows(overlap_store))

@@ -73,6 +73,7 @@ class BackfillOptions:
     bulk: bool = True  # Reddit NDJSON dumps: DuckDB reads every line, Python only candidates (backfill_bulk)
     second_stage: bool = True  # the semantic relevance stage (when its model is here); False: rules only
     block_bytes: int = BLOCK_BYTES  # decompressed bytes per block of the bulk reader
+    overlap: bool = True  # the second stage on a worker thread while reading goes on (backfill_units)
 
 
 @dataclass
@@ -170,7 +171,7 @@ def _read_lines(path: Path, fmt: str, stream: IO[bytes], counter: CountingReader
         report.lines += 1
         importer.unit(unit_no, unit)
         if unit_no % options.batch_lines == 0:
-            importer.flush(done=False, units=unit_no)
+            importer.flush(done=False, units=unit_no, defer=True)
 
 
 def _read_bulk(stream: IO[bytes], counter: CountingReader, patterns: BulkPatterns, importer: UnitImporter,
@@ -190,7 +191,7 @@ def _read_bulk(stream: IO[bytes], counter: CountingReader, patterns: BulkPattern
 
     import_bulk(
         stream, patterns, skip=skip, batch_lines=options.batch_lines, handle=importer.unit,
-        flush=lambda units: importer.flush(done=False, units=units), at_line=at_line, read=read,
+        flush=lambda units: importer.flush(done=False, units=units, defer=True), at_line=at_line, read=read,
         block_bytes=options.block_bytes,
     )
 
@@ -228,7 +229,7 @@ def backfill_file(
     importer = UnitImporter(
         store=store, checker=checker, reader=reader, report=report, quarantine=quarantine,
         cursor_key=(CURSOR_SOURCE, progress_key(fp)), cursor_base={"path": str(path), "format": fmt},
-        mtime_us=mtime_us,
+        mtime_us=mtime_us, overlap=options.overlap,
     )
     stage_two = checker.relevance.stage_two
     embedded_before = stage_two.embedded if stage_two is not None else 0
@@ -253,6 +254,7 @@ def backfill_file(
         report.error = f"stopped after line {at.unit_no:,}: {one_line(exc)} (everything before is kept)"
         importer.flush(done=False, units=max(at.unit_no - 1, skip))
     finally:
+        importer.close()
         stream.close()
         quarantine.close()
         if quarantine.written:

@@ -4,11 +4,19 @@ Both readers of :mod:`aimusic.pipeline.backfill` (the line reader, and the bulk 
 :mod:`aimusic.pipeline.backfill_bulk`, which hands over only the lines that may matter) go through
 :class:`UnitImporter`, so a post is read, filtered, built, quarantined and committed the same way whichever
 reader saw it.
+
+The second relevance stage runs beside the reading: texts only it can decide are handed, :data:`RESOLVE_EVERY`
+at a time, to one worker thread (the encoder, ONNX Runtime, releases the GIL) while the main thread reads on.
+A batch of posts whose second-stage results are still out is committed at the next ``flush(defer=True)`` (or
+any plain ``flush``), in order, after waiting for them: the rows, their order, the counts and the cursor
+committed with each batch are those of running the stage in place (``overlap=False``).
 """
 
 from __future__ import annotations
 
 import json
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -27,6 +35,7 @@ if TYPE_CHECKING:
 
 RAW_SAMPLE = 2_000  # characters of a bad unit kept in the quarantine file
 RESOLVE_EVERY = 256  # texts waiting for the second relevance stage that are embedded at once
+IN_FLIGHT = 4  # batches of such texts handed to the worker and not yet done, at most (bounds memory)
 
 
 class Quarantine:
@@ -87,7 +96,7 @@ class UnitImporter:
 
     def __init__(self, *, store: Store, checker: QuickRelevance, reader: Any, report: FileReport,
                  quarantine: Quarantine, cursor_key: tuple[str, str], cursor_base: dict[str, Any],
-                 mtime_us: int) -> None:
+                 mtime_us: int, overlap: bool = True) -> None:
         self.store = store
         self.checker = checker
         self.reader = reader
@@ -96,9 +105,13 @@ class UnitImporter:
         self.cursor_key = cursor_key
         self.cursor_base = cursor_base
         self.mtime_us = mtime_us
-        self.pending: list[Post] = []
+        self.pending: list[Post | Future[list[Post]]] = []  # a future: the relevant posts of a second-stage batch
         self.waiting: list[tuple[Post, str | None]] = []  # posts the second relevance stage decides, in batches
         self.handed = 0  # units handed to this importer
+        self.overlap = overlap  # the second stage on a worker thread (else in place)
+        self._worker: ThreadPoolExecutor | None = None
+        self._out: deque[Future[list[Post]]] = deque()  # handed to the worker, maybe not done
+        self._commits: deque[tuple[list[Post | Future[list[Post]]], bool, int]] = deque()  # (batch, done, units)
 
     def unit(self, unit_no: int, unit: Any) -> None:
         """Read one unit (already counted in ``report.lines``); relevant posts join the pending batch."""
@@ -135,29 +148,66 @@ class UnitImporter:
             report.relevant += 1
 
     def _resolve(self) -> None:
-        """The second stage over the waiting posts, in one batch; the relevant ones join the pending batch."""
-        waiting, self.waiting = self.waiting, []
-        if not waiting:
+        """Hand the waiting posts to the second stage, as one batch; its relevant posts join the pending batch
+        where they stand (on the worker thread when :attr:`overlap`)."""
+        if not self.waiting:
             return
+        if not self.overlap:
+            kept = self._decide(self.waiting)
+            self.waiting = []
+            self.pending.extend(kept)
+            self.report.relevant += len(kept)
+            return
+        while self._out and (len(self._out) >= IN_FLIGHT or self._out[0].done()):
+            wait((self._out[0],))  # an error surfaces at the flush that commits this batch
+            self._out.popleft()
+        waiting, self.waiting = self.waiting, []
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="aimusic-relevance")
+        future = self._worker.submit(self._decide, waiting)
+        self._out.append(future)
+        self.pending.append(future)
+
+    def _decide(self, waiting: list[tuple[Post, str | None]]) -> list[Post]:
         decisions = self.checker.resolve([p.full_text for p, _ in waiting], [c for _, c in waiting])
+        kept = []
         for (post, _), decision in zip(waiting, decisions, strict=True):
             if decision.relevant:
                 post.terms, post.relevance = decision.terms, decision.reason
-                self.pending.append(post)
-                self.report.relevant += 1
+                kept.append(post)
+        return kept
 
-    def flush(self, done: bool, units: int) -> None:
-        """Commit the pending posts together with the file's progress (``units`` fully handled)."""
+    def flush(self, done: bool, units: int, *, defer: bool = False) -> None:
+        """Commit the pending posts together with the file's progress (``units`` fully handled), after any
+        batch left before. ``defer``: a batch still waiting for second-stage results is committed at the next
+        flush instead (the reader goes on meanwhile)."""
         self._resolve()
-        kept = len(self.pending)
-        fresh = fresher_only(self.store, posts_to_arrow(self.pending))
-        self.pending = []
+        batch, self.pending = self.pending, []
+        self._commits.append((batch, done, units))
+        keep = 1 if defer and any(isinstance(p, Future) for p in batch) else 0
+        while len(self._commits) > keep:
+            batch, done, units = self._commits[0]
+            posts = [q for p in batch for q in (p.result() if isinstance(p, Future) else (p,))]
+            self._commits.popleft()
+            self.report.relevant += sum(len(p.result()) for p in batch if isinstance(p, Future))
+            self._commit(posts, done, units)
+
+    def _commit(self, posts: list[Post], done: bool, units: int) -> None:
+        kept = len(posts)
+        fresh = fresher_only(self.store, posts_to_arrow(posts))
         cursor = {**self.cursor_base, "units": units, "done": done,
                   "updated_at": datetime.now(UTC).isoformat(timespec="seconds")}
         result = self.store.upsert_posts(fresh, cursors={self.cursor_key: json.dumps(cursor)})
         self.report.new += result.new
         self.report.updated += result.updated
         self.report.duplicates += kept - result.new - result.updated
+
+    def close(self) -> None:
+        """Stop the second-stage worker (what it has not started is dropped; what is not committed is read
+        again on resume)."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=True, cancel_futures=True)
+            self._worker = None
 
 
 def make_post(fields: dict[str, Any] | Post, terms: list[str], mtime_us: int, relevance: str | None = None) -> Post:
