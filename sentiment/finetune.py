@@ -165,7 +165,7 @@ def train(
             "rows_skipped": ds.skipped,
             "also": [{"file": Path(e.path).name, "sha256": e.sha256, "rows": len(e), "weight": also_weight}
                      for e in extra],
-            "classes": {label: int((y == i).sum()) for i, label in enumerate(LABELS)},
+            "classes": {label: int((y[:n_base] == i).sum()) for i, label in enumerate(LABELS)},
             "source": "SemEval 2013-2016 Task 4A English tweets (cbaziotis/datastories-semeval2017-task4), "
             "de-duplicated, TweetEval validation/test tweets removed; see ../shared/data/sentiment/README.md",
         },
@@ -201,7 +201,7 @@ def train(
         "(sentence-transformers); training tweets: SemEval task terms and Twitter's terms, not redistributed",
         "reproduce": "python -m sentiment.finetune --train ../shared/data/sentiment/train.tsv --val "
         f"../shared/data/sentiment/val.tsv --out sentiment/weights --epochs {recipe.epochs} --seed {recipe.seed}"
-        + "".join(f" --also tests/data/{Path(e.path).name}" for e in extra)
+        + "".join(f" --also {_shown(e.path)}" for e in extra)
         + (f" --also-weight {also_weight}" if extra else ""),
         "training_seconds": round(train_seconds, 1),
         "seconds": round(time.perf_counter() - started, 1),
@@ -215,6 +215,14 @@ def _prepare_ids(ds: LabelledData, tokenizer: Any, max_tokens: int) -> list[list
     ids = tokenize(tokenizer, prepare(ds.texts, tokenizer, max_tokens - 2), max_tokens)
     log.info("prepared and tokenised %d texts in %.1fs", len(ids), time.perf_counter() - t0)
     return ids
+
+
+def _shown(path: str) -> str:
+    """A path as a reproduce command shows it: relative to the project when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(__file__).resolve().parents[1]))
+    except ValueError:
+        return str(path)
 
 
 def _encoder_name(encoder_dir: Path) -> str:
@@ -261,9 +269,14 @@ def remeasure(path: Path, val_path: Path) -> dict[str, Any]:
     measure ``val_path`` again here and update the provenance: the figures then belong to the model as it runs."""
     from sentiment.lora_training import repin, write_repinned
 
-    adapter = repin(path)
-    model, tokenizer = build_model(adapter)
-    val = val_figures(model, tokenizer, read_tsv(val_path), torch.device("cpu"))
+    original = path.read_bytes()
+    try:
+        adapter = repin(path)
+        model, tokenizer = build_model(adapter)
+        val = val_figures(model, tokenizer, read_tsv(val_path), torch.device("cpu"))
+    except BaseException:
+        path.write_bytes(original)  # the file and its provenance stay as they were
+        raise
     return write_repinned(path, adapter, {"val": val}, "val")
 
 
@@ -292,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     recipe = Recipe(epochs=args.epochs, seed=args.seed, max_steps=args.max_steps)
     if not args.remeasure and not args.train:
         parser.error("--train is required (or --remeasure NPZ --val FILE)")
+    if args.remeasure and not args.val:
+        parser.error("--remeasure needs --val FILE (the figure its provenance records)")
     try:
         if args.remeasure:
             record = remeasure(args.remeasure, args.val)

@@ -56,7 +56,7 @@ from sentiment.finetuned import (
 )
 from sentiment.head import prepare as fit_tokens
 from sentiment.lora_training import Recipe, inject_lora, resolve_device, train_loop
-from sentiment.stance import STANCE_LABELS, UNCLEAR, prepare
+from sentiment.stance import STANCE_LABELS, UNCLEAR, prepare, read_provenance
 from sentiment.train_head import stratified_split
 from sentiment.train_stance import TARGETS, choose_unclear, load_semeval
 
@@ -257,9 +257,21 @@ def remeasure(path: Path, semeval: Path | None, dev: list[Path], device: str = "
     again here and update its provenance: the figures then belong to the model as it runs here."""
     from sentiment.lora_training import repin, write_repinned
 
-    adapter = repin(path)
-    splits = load_semeval(semeval) if semeval else {}
-    figures = measure(path, HELDOUT_SETS, dev, splits.get("test"), resolve_device(device))
+    before = read_provenance(path.with_suffix(".json"))
+    missing = sorted(set(before.get("heldout", {}).get("sets", {})) - {p.name for p in (*HELDOUT_SETS, *dev)})
+    if missing:  # the Debate view reads the real-post figure: never drop a measured set silently
+        raise ScorerError(f"{path.with_suffix('.json')} records figures on {', '.join(missing)}: pass the same "
+                          "file(s) with --dev to measure them again")
+    if before.get("semeval_test") and not semeval:
+        raise ScorerError("its provenance records a SemEval test figure: pass --semeval to measure it again")
+    original = path.read_bytes()
+    try:
+        adapter = repin(path)
+        splits = load_semeval(semeval) if semeval else {}
+        figures = measure(path, HELDOUT_SETS, dev, splits.get("test"), resolve_device(device))
+    except BaseException:
+        path.write_bytes(original)  # the file and its provenance stay as they were
+        raise
     return write_repinned(path, adapter, figures, "every figure", {"model": "stance-ft", "file": path.name})
 
 

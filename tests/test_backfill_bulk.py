@@ -96,7 +96,7 @@ def test_bulk_reader_keeps_exactly_what_the_line_reader_keeps(tmp_path, project_
     path = write_zst(tmp_path / "RC_mixed.zst", mixed_lines())
     bulk, bulk_store = _import(tmp_path, "bulk", path, checker, batch_lines=7)
     lines, line_store = _import(tmp_path, "lines", path, checker, batch_lines=7, bulk=False)
-    assert bulk.reader == "bulk" and lines.reader == "lines"
+    assert bulk.reader == "bulk" and lines.reader == "line"
     _same(bulk, lines)
     assert _rows(bulk_store) == _rows(line_store) and bulk.new > 5
     assert bulk.bad >= 7  # corrupt, [1, 2], null, body 12, bad UTF-8 (read by the stdlib: kept or bad), ...

@@ -307,3 +307,20 @@ def test_repeated_texts_are_scored_once_and_get_the_same_probabilities(tiny_scor
     assert seen == [2] and probs.shape == (4, 3)
     assert np.array_equal(probs[0], probs[2]) and np.array_equal(probs[0], probs[3])
     assert np.allclose(tiny_scorer.predict_proba(["i hate this ai music"])[0], probs[1])
+
+
+def test_remeasure_refuses_to_drop_figures_and_needs_its_data(tmp_path):
+    from sentiment import finetune, finetune_stance
+
+    npz = tmp_path / "stance_ft.npz"
+    npz.write_bytes(b"weights")
+    npz.with_suffix(".json").write_text(json.dumps({"heldout": {"sets": {"realistic_dev.tsv": {"n": 65}}},
+                                                    "semeval_test": {"n": 1249}}))
+    with pytest.raises(ScorerError, match=r"realistic_dev\.tsv"):
+        finetune_stance.remeasure(npz, None, [])
+    with pytest.raises(ScorerError, match="--semeval"):
+        finetune_stance.remeasure(npz, None, [tmp_path / "realistic_dev.tsv"])
+    assert npz.read_bytes() == b"weights"  # refused before anything was rewritten
+    with pytest.raises(SystemExit) as exc:
+        finetune.main(["--remeasure", str(npz)])
+    assert exc.value.code == 2 and npz.read_bytes() == b"weights"

@@ -72,8 +72,9 @@ def train_head(
 def signals(
     db: DbOpt = None,
     topics: TopicsOpt = None,
-    stance_model: Annotated[str | None, typer.Option("--stance-model", help="minilm (default), nli:<hub id or dir>, "
-                                                     "or none (no encoder: arguments by keywords only)")] = None,
+    stance_model: Annotated[str | None, typer.Option(
+        "--stance-model", help="minilm-ft (default), minilm, nli:<hub id or dir>, or none (no encoder: arguments by "
+        "keywords only)")] = None,
     limit: Annotated[int | None, typer.Option(help="process at most this many posts in this run")] = None,
 ) -> None:
     """Debate signals for stored posts lacking them: entities, arguments, stance.

@@ -26,6 +26,7 @@ import csv
 import hashlib
 import json
 import logging
+import lzma
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -55,7 +56,6 @@ log = logging.getLogger(__name__)
 
 CURSOR_SOURCE = "backfill"
 BATCH_LINES = 50_000
-RAW_SAMPLE = 2_000  # characters of a bad unit kept in the quarantine file
 PROGRESS_EVERY = 8_192  # units between progress callbacks
 
 Progress = Callable[[int], None]  # bytes of the (compressed) file read since the last call
@@ -97,7 +97,7 @@ class FileReport:
     error: str | None = None
     quarantine: str | None = None
     seconds: float = 0.0
-    reader: str = ""  # "bulk" or "lines"
+    reader: str = ""  # "bulk" or "line" (as `aimusic backfill --reader` names them)
     candidates: int = 0  # units handed to the per-line code (the bulk reader skips the rest)
     embedded: int = 0  # texts the second relevance stage embedded
 
@@ -234,7 +234,7 @@ def backfill_file(
     stage_two = checker.relevance.stage_two
     embedded_before = stage_two.embedded if stage_two is not None else 0
     patterns = checker.bulk_patterns() if options.bulk and fmt == "reddit" else None
-    report.reader = "bulk" if patterns is not None else "lines"
+    report.reader = "bulk" if patterns is not None else "line"
     at = _At(skip)
     stream, counter = open_binary(path)
     try:
@@ -250,7 +250,7 @@ def backfill_file(
         # idempotent, so its posts already pending are simply not new then)
         importer.flush(done=False, units=max(at.unit_no - 1, skip))
         raise
-    except (OSError, EOFError, zstandard.ZstdError, FormatError, UnicodeDecodeError, csv.Error) as exc:
+    except (OSError, EOFError, zstandard.ZstdError, lzma.LZMAError, FormatError, UnicodeDecodeError, csv.Error) as exc:
         report.error = f"stopped after line {at.unit_no:,}: {one_line(exc)} (everything before is kept)"
         importer.flush(done=False, units=max(at.unit_no - 1, skip))
     finally:

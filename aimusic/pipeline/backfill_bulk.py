@@ -23,6 +23,7 @@ here instead of being counted as bad (JSON writers do not produce them).
 
 from __future__ import annotations
 
+import lzma
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -41,7 +42,7 @@ from aimusic.debate.quickfilter import BulkPatterns
 
 BLOCK_BYTES = 8 << 20  # decompressed bytes per block (~6,000 Reddit comments)
 MIN_SPLIT = 16  # a rejected piece of at most this many lines goes to Python whole
-_READ_ERRORS = (OSError, EOFError, zstandard.ZstdError)
+_READ_ERRORS = (OSError, EOFError, zstandard.ZstdError, lzma.LZMAError)
 _BRACE = ord("{")
 _NEWLINE = 10
 

@@ -33,7 +33,7 @@ def update_langs(store: Store, langs: pa.Table) -> int:
         con.register("_langs_in", table)
         try:
             n = con.execute(
-                """UPDATE posts SET lang = u.lang FROM _langs_in u
+                """UPDATE posts SET lang = u.lang, updated_at = now() FROM _langs_in u
                    WHERE posts.source = u.source AND posts.post_id = u.post_id AND posts.lang IS NULL"""
             ).fetchone()[0]
         finally:

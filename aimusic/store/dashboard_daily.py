@@ -29,7 +29,7 @@ from aimusic.store.dashboard_queries import (
     finish_totals,
     with_sentiment,
 )
-from aimusic.store.dashboard_summary import ENGAGEMENT_CAP
+from aimusic.store.dashboard_summary import DAY_SQL, ENGAGEMENT_CAP
 from aimusic.store.queries import Filters
 
 NO_DAY = 10**9
@@ -93,7 +93,7 @@ def _authors(con: duckdb.DuckDBPyConnection, filters: Filters, window_from: int 
 
 
 def day_sql(alias: str) -> str:
-    return f"CAST(epoch_us({alias}.created_at) // 86400000000 AS INTEGER)"
+    return DAY_SQL.format(a=alias)
 
 
 def _span(filters: Filters) -> tuple[Filters, Filters | None]:

@@ -181,18 +181,23 @@ def data_version(db: str | Path) -> DataVersion:
     return read(db, read_version)
 
 
+#: how long the dashboard waits for a writer (a monitoring pass) before answering from the in-memory copy instead
+SUMMARY_LOCK_WAIT = 2.0
+
+
 def ensure_summary(db: str | Path) -> bool:
     """Make sure the file's daily summary (:mod:`aimusic.store.dashboard_summary`) covers its posts and scores:
     when it is behind (a write path that does not refresh it, a database of an earlier release), refresh it on a
     short read-write connection (incremental: only the touched days). False when it cannot be written (a
-    read-only file): the dashboard then answers from the facts copy."""
+    read-only file, or a writer holding it for more than :data:`SUMMARY_LOCK_WAIT` seconds): the dashboard then
+    answers from the facts copy."""
     with read_connection(db) as con:
         if dashboard_summary.is_current(con):
             return True
     try:
         for attempt in _retrying():
             with attempt:
-                mode = Store(db).refresh_summary()
+                mode = Store(db, lock_wait=SUMMARY_LOCK_WAIT).refresh_summary()
     except StoreError as exc:
         log.warning("the dashboard summary of %s cannot be refreshed (%s): using the in-memory copy", db, exc)
         return False
