@@ -186,3 +186,21 @@ def test_posts_from_the_file_match_the_facts_copy(db: Path) -> None:
                         pd.testing.assert_frame_equal(mine, theirs, check_dtype=False, obj=f"{filters} {sort}")
     finally:
         facts.close()
+
+
+def test_languages_filled_in_later_reach_the_summary(db: Path) -> None:
+    """Detection fills ``posts.lang`` after posts were stored (and summarised as 'und'): the days of those posts
+    are recomputed, so the language filter counts them."""
+    from aimusic.pipeline.languages import update_langs
+
+    store = Store(db)
+    with store.connect() as con:
+        con.execute("UPDATE posts SET lang = NULL WHERE post_id IN (SELECT post_id FROM posts ORDER BY post_id "
+                    "LIMIT 300)")
+        keys = pa.Table.from_pandas(con.execute("SELECT source, post_id FROM posts WHERE lang IS NULL").df(),
+                                    preserve_index=False)
+    assert refresh(db) == "full"
+    langs = keys.append_column("lang", pa.array(["en"] * keys.num_rows, pa.string()))
+    assert update_langs(store, langs) == keys.num_rows
+    assert refresh(db) == "incremental"
+    assert_same(db)
