@@ -39,6 +39,9 @@ IN_FLIGHT = 4  # batches of such texts handed to the worker and not yet done, at
 
 
 class Quarantine:
+    """The bad units of one file, the first ``limit`` of them written as JSON lines (file, unit number, reason, the
+    raw text cut to :data:`RAW_SAMPLE` characters) to ``<directory>/<file>-<fingerprint>.jsonl``."""
+
     def __init__(self, directory: Path, path: Path, fp: str, limit: int) -> None:
         self.file = directory / f"{safe_stem(path)}-{fp[:8]}.jsonl"
         self.path = path
@@ -211,6 +214,8 @@ class UnitImporter:
 
 
 def make_post(fields: dict[str, Any] | Post, terms: list[str], mtime_us: int, relevance: str | None = None) -> Post:
+    """The Post of a relevant unit, with its matched terms, why it was kept, and when it was captured (the
+    archive's ``fetched_at``, else the file's modification time ``mtime_us``)."""
     if isinstance(fields, Post):
         fields.terms = terms
         fields.relevance = relevance
@@ -224,6 +229,7 @@ def make_post(fields: dict[str, Any] | Post, terms: list[str], mtime_us: int, re
 
 
 def one_line(exc: BaseException) -> str:
+    """A bad unit's reason in one line (the first field error of a validation error)."""
     if isinstance(exc, ValidationError):
         err = exc.errors()[0]
         return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
