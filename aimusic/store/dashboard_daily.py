@@ -13,7 +13,6 @@ connection to the database file, whose summary is current (:func:`aimusic.store.
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
 from typing import Any
 
 import duckdb
@@ -31,8 +30,6 @@ from aimusic.store.dashboard_queries import (
 )
 from aimusic.store.dashboard_summary import DAY_SQL, ENGAGEMENT_CAP
 from aimusic.store.queries import Filters
-
-NO_DAY = 10**9
 
 
 def supported(filters: Filters) -> bool:
@@ -132,18 +129,9 @@ def series(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, 
 def sentiment_rolling(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, days: int = 7
                       ) -> pd.DataFrame:
     """:func:`aimusic.store.dashboard_queries.sentiment_rolling` from the summary."""
-    days = max(int(days), 1)
-    span = dataclasses.replace(filters, start=filters.start - timedelta(days=days - 1)) if filters.start else filters
+    days, span, first = q.rolling_span(filters, days)
     rows, params = _rows(span, model)
-    first = day_number(filters.start) if filters.start else -NO_DAY
-    sql = f"""
-        WITH d AS (SELECT d.day AS day, {_counts()} FROM {rows} GROUP BY d.day HAVING posts > 0),
-        r AS (
-            SELECT day, count(*) OVER w AS days_pooled, sum(posts) OVER w AS posts, sum(scored) OVER w AS scored,
-                   sum(negative) OVER w AS negative, sum(neutral) OVER w AS neutral, sum(positive) OVER w AS positive
-            FROM d WINDOW w AS (ORDER BY day RANGE BETWEEN {days - 1} PRECEDING AND CURRENT ROW))
-        SELECT day AS bucket, days_pooled, posts, scored, negative, neutral, positive
-        FROM r WHERE day >= ? ORDER BY day"""
+    sql = q.rolling_sql(f"SELECT d.day AS day, {_counts()} FROM {rows} GROUP BY d.day HAVING posts > 0", days)
     return finish_rolling(con.execute(sql, [*[model] * 4, *params, first]).df())
 
 
@@ -164,7 +152,7 @@ def compare(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None,
     """:func:`aimusic.store.dashboard_queries.compare` from the summary."""
     span, previous = _span(filters)
     base, params = _grouped(span, model, by)
-    start_day = day_number(filters.start) if filters.start else -NO_DAY
+    start_day = day_number(filters.start) if filters.start else -q.NO_DAY
     both = con.execute(
         f"""WITH d AS ({base})
             SELECT d.grp AS "group", d.day >= ? AS current, {_counts()} FROM d GROUP BY ALL HAVING posts > 0""",

@@ -190,20 +190,36 @@ def sentiment_rolling(fcon: duckdb.DuckDBPyConnection, filters: Filters, days: i
     then net sentiment with its interval, shares and ``enough`` as in :func:`series`. The first days of the
     window pool days before it, so the line starts where the window starts.
     Columns: bucket, days_pooled, scored, negative, neutral, positive, net, net_low, net_high, share_*, enough."""
+    days, span, first = rolling_span(filters, days)
+    where, params = span.where("f")
+    daily = f"SELECT f.day AS day, {SENTIMENT_COUNTS.format(a='f')} FROM facts f WHERE {where} GROUP BY f.day"
+    sql = rolling_sql(daily, days)
+    return finish_rolling(fcon.execute(sql, [*params, first]).df())
+
+
+#: the first day number of an open window (no start)
+NO_DAY = 10**9
+
+
+def rolling_span(filters: Filters, days: int) -> tuple[int, Filters, int]:
+    """(days, the filters widened by ``days - 1`` days before the window, the window's first day number) for a
+    rolling figure."""
     days = max(int(days), 1)
     span = dataclasses.replace(filters, start=filters.start - timedelta(days=days - 1)) if filters.start else filters
-    where, params = span.where("f")
-    first = day_number(filters.start) if filters.start else -(10**9)
-    sql = f"""
-        WITH d AS (
-            SELECT f.day AS day, {SENTIMENT_COUNTS.format(a="f")} FROM facts f WHERE {where} GROUP BY f.day),
+    return days, span, day_number(filters.start) if filters.start else -NO_DAY
+
+
+def rolling_sql(daily: str, days: int) -> str:
+    """The counts of each day (``daily``: a query giving day, posts, scored, negative, neutral, positive) pooled
+    with the ``days - 1`` days before it, for the days from the window's first (one parameter) on."""
+    return f"""
+        WITH d AS ({daily}),
         r AS (
             SELECT day, count(*) OVER w AS days_pooled, sum(posts) OVER w AS posts, sum(scored) OVER w AS scored,
                    sum(negative) OVER w AS negative, sum(neutral) OVER w AS neutral, sum(positive) OVER w AS positive
             FROM d WINDOW w AS (ORDER BY day RANGE BETWEEN {days - 1} PRECEDING AND CURRENT ROW))
         SELECT day AS bucket, days_pooled, posts, scored, negative, neutral, positive
         FROM r WHERE day >= ? ORDER BY day"""
-    return finish_rolling(fcon.execute(sql, [*params, first]).df())
 
 
 def finish_rolling(df: pd.DataFrame) -> pd.DataFrame:
