@@ -211,14 +211,14 @@ def head_model_id(head_sha256: str) -> str:
     return f"stance-minilm@{hashlib.sha256(f'{head_sha256}|{ENCODER_ID}'.encode()).hexdigest()[:12]}"
 
 
-def measured_for(model_id: str, path: Path = PROVENANCE_FILE) -> dict[str, Any]:
+def measured_for(model_id: str, path: Path | None = None) -> dict[str, Any]:
     """The held-out figures recorded for ``model_id`` by the training script (empty if it was not measured).
-    Reads only the provenance file: no model is loaded."""
+    Reads only the provenance file (``path``, default: the shipped model's): no model is loaded."""
     if model_id.startswith("stance-ft@"):  # the fine-tuned model (sentiment.stance_ft): its own provenance file
-        provenance = read_provenance(WEIGHTS_DIR / "stance_ft.json")
+        provenance = read_provenance(path or WEIGHTS_DIR / "stance_ft.json")
         same = str(provenance.get("file_sha256", ""))[:12] == model_id.removeprefix("stance-ft@")[:12]
         return dict(provenance.get("heldout", {})) if same else {}
-    provenance = read_provenance(path)
+    provenance = read_provenance(path or PROVENANCE_FILE)
     sha = provenance.get("head_sha256")
     if not sha or head_model_id(sha) != model_id:
         return {}

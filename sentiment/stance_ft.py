@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sentiment.head import WEIGHTS_DIR
-from sentiment.stance import StanceScorer, prepare, read_provenance
+from sentiment.stance import StanceScorer, measured_for, prepare
 
 WEIGHTS_FILE = WEIGHTS_DIR / "stance_ft.npz"
 BUILD_COMMAND = "python -m sentiment.finetune_stance --semeval ../shared/data/stance/semeval2016_stance.tsv"
@@ -41,7 +41,6 @@ class FinetunedStanceScorer(StanceScorer):
         self.unclear_below = float(meta.get("unclear_below", 0.0))
         suffix = "" if self.inner.precision == "fp32" else f"+{self.inner.precision}"
         self.model_id = f"stance-ft@{self.inner.adapter.sha256[:12]}{suffix}"
-        self.provenance = read_provenance(path.with_suffix(".json"))
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -49,6 +48,4 @@ class FinetunedStanceScorer(StanceScorer):
         return self.inner.predict_proba([f"{self.target} {self.separator} {prepare(t)}" for t in texts])
 
     def measured(self) -> dict[str, Any]:
-        if self.provenance.get("file_sha256") != self.inner.adapter.sha256:
-            return {}
-        return dict(self.provenance.get("heldout", {}))
+        return measured_for(self.model_id, self.inner.adapter_path.with_suffix(".json"))
