@@ -325,3 +325,94 @@ def test_backfill_batches_the_second_stage_and_stores_the_reason(tmp_path, store
     rows = store.query("SELECT post_id, relevance FROM posts ORDER BY post_id")
     assert dict(zip(rows["post_id"], rows["relevance"], strict=True)) == {
         "c1": "terms", "c2": "semantic", "c3": "semantic", "c5": "semantic"}
+
+
+# --- the fine-tuned second stage (relevance-ft), on a tiny BERT built by the test ----------------------------------
+
+
+def test_finetuned_stage_trains_writes_thresholds_and_decides(topics, tmp_path, monkeypatch):
+    """The training script on a tiny encoder: out-of-fold thresholds land in the file, the stage loads from it,
+    keeps what the rules miss above its threshold and reports its figures; a foreign file is refused."""
+    pytest.importorskip("peft")
+
+    from aimusic.debate import train_relevance, train_relevance_ft
+    from aimusic.debate.semantic import FinetunedRelevance, load_semantic
+    from sentiment.lora_training import Recipe
+
+    encoder = _tiny_encoder(tmp_path / "enc")
+    on = [f"a prompt made this song number {i}" for i in range(16)]
+    near = [f"my band's song number {i} is out" for i in range(16)]
+    off = [f"the day of month number {i} was good" for i in range(16)]
+    texts = on + near + off
+    y = np.array([True] * 16 + [False] * 32)
+    monkeypatch.setattr(train_relevance, "training_rows",
+                        lambda negatives, sample, broad_sample=0: (texts, [None] * 48, y, y))
+    monkeypatch.setattr(train_relevance, "measure_heldout", lambda sem, dev=None: {"n": len(sem.probabilities(on))})
+    recipe = Recipe(epochs=2, batch_size=8, max_tokens=32, rank=4, alpha=8, lr=5e-3, head_lr=1e-2, holdout=0.25)
+    record = train_relevance_ft.train(tmp_path, folds=2, recipe=recipe, device="cpu", threads=1,
+                                      encoder_dir=encoder)
+    npz = tmp_path / "relevance_ft.npz"
+    assert record["train"] == {**record["train"], "n": 48, "relevant": 16, "near_miss": 16, "off_topic": 16}
+    assert record["heldout"] == {"n": 16} and len(record["out_of_fold"]["per_fold"]) == 2
+    stage = FinetunedRelevance(npz, encoder_dir=encoder)
+    assert stage.model_id.startswith("relevance-ft@") and stage.threshold == (record["threshold"] or 0.99)
+    assert stage.measured()["file_sha256"] == stage.sha256
+    probs = stage.probabilities(["a prompt made this song", "", "   "])
+    assert 0.0 <= probs[0] <= 1.0 and probs[1:] == [None, None]
+    rf = RelevanceFilter(topics, semantic=stage)
+    decision = rf.decide("a prompt made this song")  # AI-ish and music-ish words, no tracked term: unsure
+    assert decision.stage == "semantic" and decision.relevant == (decision.probability >= stage.threshold)
+    assert isinstance(load_semantic(npz), FinetunedRelevance) and type(load_semantic(HEAD_FILE)) is SemanticRelevance
+    with pytest.raises(ScorerError, match="not a relevance model"):
+        FinetunedRelevance(_stance_like(npz, tmp_path))
+
+
+def _tiny_encoder(out: Path) -> Path:
+    torch = pytest.importorskip("torch")
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    out.mkdir(parents=True)
+    words = sorted({w for t in ("a prompt made this song number my band's is out the day of month was good "
+                                "music ai http user").split() for w in t.split()})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "@", "'", *words,
+             *[f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"], *"abcdefghijklmnopqrstuvwxyz0123456789"]
+    (out / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
+    tok = BertTokenizer(vocab_file=str(out / "vocab.txt"), do_lower_case=True, model_max_length=512)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=160, pad_token_id=0)
+    BertModel(config, add_pooling_layer=False).eval().save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def _stance_like(npz: Path, tmp_path: Path) -> Path:
+    from sentiment.finetuned import Adapter
+
+    adapter = Adapter.load(npz)
+    adapter.meta["task"] = "stance"
+    other = tmp_path / "other.npz"
+    adapter.save(other)
+    return other
+
+
+def test_shipped_finetuned_stage_is_the_default_and_reproduces_its_figures(topics):
+    """The shipped relevance-ft on relevance_heldout.tsv (never trained or tuned on): a quality gate above the
+    head's, and the figures in its provenance are what it gives here."""
+    from aimusic.debate.semantic import FT_FILE, FinetunedRelevance, load_semantic
+    from sentiment.evaluate import binary_metrics
+
+    if not FT_FILE.exists():
+        pytest.skip("relevance_ft.npz is not shipped in this checkout")
+    stage = load_semantic()
+    assert isinstance(stage, FinetunedRelevance) and stage.measured()["file_sha256"] == stage.sha256
+    rows = load_labelled(DATA_DIR / "relevance_heldout.tsv", "relevance")
+    rf = RelevanceFilter(topics, semantic=stage)
+    predicted = [d.relevant for d in rf.decide_many([e.text for e in rows], [e.community for e in rows])]
+    both = binary_metrics([e.label == "relevant" for e in rows], predicted)
+    assert both["precision"] >= 0.95 and both["recall"] >= 0.68, both  # measured: 0.983 and 0.704 (head: 0.617)
+    recorded = next(v for k, v in stage.measured()["heldout"].items() if k.startswith("relevance_heldout.tsv"))
+    assert abs(recorded["rules+semantic"]["recall"] - both["recall"]) < 0.02
+    for text in ("A new AI model beats the benchmark on math problems", "Spotify pays artists almost nothing",
+                 "my band's new song is out on Friday", "Breaking Bad is the best show ever made"):
+        assert not rf.check(text)[0], text

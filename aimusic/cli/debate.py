@@ -114,15 +114,18 @@ def relevance_figures(path: Path, model: str | None, topics_path: Path | None = 
 
     from aimusic.core.topics import load_topics
     from aimusic.debate.relevance import RelevanceFilter
-    from aimusic.debate.semantic import SemanticRelevance, load_semantic
+    from aimusic.debate.semantic import load_semantic
     from sentiment.evaluate import binary_metrics, expected_calibration_error, read_tsv
 
     data = read_tsv(path, "relevance", label_column=label_column)
     name = (model or "semantic").strip()
     family, _, arg = name.partition(":")
     if family not in ("rules", "semantic"):
-        raise ValueError(f"unknown relevance model {name!r}: use rules, semantic or semantic:<head file>")
-    sem = None if family == "rules" else (SemanticRelevance(Path(arg)) if arg else load_semantic())
+        raise ValueError(f"unknown relevance model {name!r}: use rules, semantic or semantic:<file> (a "
+                         "relevance head or a fine-tuned relevance model)")
+    sem = None if family == "rules" else load_semantic(Path(arg) if arg else None)
+    if arg and sem is None:
+        raise ValueError(f"the second stage in {arg} cannot load (see the logged note)")
     topics = load_topics(topics_path)
     both = RelevanceFilter(topics, semantic=sem)
     truth = [lab == "relevant" for lab in data.labels]
@@ -216,7 +219,8 @@ def signals_command(db: Path, topics_path: Path | None, stance_model: str | None
 def eval_task_command(task: str, data: Path | None, model: str | None, *, as_json: bool, console: Console,
                       out: Console, label_column: str | None = None) -> int:
     """``aimusic eval --task stance|relevance``. ``--model``: the stance model (``minilm``, ``nli:<id>``); for
-    relevance ``semantic`` (default: rules and the second stage), ``rules`` or ``semantic:<head file>``."""
+    relevance ``semantic`` (default: rules and the shipped second stage), ``rules`` or ``semantic:<file>`` (a head or
+    a fine-tuned relevance model)."""
     if task == "stance":
         return eval_stance_command(data, model, as_json=as_json, console=console, out=out, label_column=label_column)
     if task == "relevance":

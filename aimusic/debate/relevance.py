@@ -16,8 +16,9 @@ posts are checked in seconds). "A.I." is read as "AI" (:func:`aimusic.core.text.
    applies.
 
 **Second stage** (:mod:`aimusic.debate.semantic`): what rule 4 did not confirm, and texts with no tracked term
-but an AI-ish and a music-ish word stem, are read by a classifier on sentence embeddings; a calibrated
-probability at or above its threshold keeps the post (reason ``semantic``). An exclusion term or an off-topic
+but an AI-ish and a music-ish word stem, are read by a classifier (the fine-tuned MiniLM ``relevance-ft`` when
+its file ships, else the logistic-regression head on sentence embeddings); a calibrated probability at or above
+its threshold keeps the post (reason ``semantic``). An exclusion term or an off-topic
 community still wins. A name with no AI-ish or music-ish word around it ("lunch with Suno") is not asked.
 Without the encoder the rules decide alone (one logged note).
 

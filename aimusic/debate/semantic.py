@@ -1,16 +1,23 @@
 """The second relevance stage: is a text the rules left unsure about (or missed) about AI music?
 
-A logistic-regression head on the shared encoder's sentence embeddings (all-MiniLM-L6-v2,
-:func:`sentiment.stance.embed`), trained by :mod:`aimusic.debate.train_relevance` on labelled sets written for
-the project; its probabilities are calibrated (Platt scaling on out-of-fold predictions) and its decision
-thresholds, one per class of unsure text, were chosen on out-of-fold predictions of the training texts. The head
-ships in ``sentiment/weights/relevance_head.npz`` with its provenance (data, thresholds, figures and what they
-were measured on) in ``relevance_head.json``.
+Two models, the same interface (:class:`SemanticRelevance`: ``probabilities(texts)`` and three thresholds):
 
-Only texts that pass a cheap pre-check are embedded (:func:`stems`: an AI-ish and a music-ish word stem, or a
+- ``relevance-ft`` (:class:`FinetunedRelevance`, the default when ``sentiment/weights/relevance_ft.npz`` ships):
+  all-MiniLM-L6-v2 fine-tuned end to end (LoRA, :mod:`aimusic.debate.train_relevance_ft`), P(relevant) of
+  three classes (off-topic, near miss, relevant), temperature-calibrated on out-of-fold predictions;
+- ``relevance-minilm`` (:class:`SemanticRelevance` on ``relevance_head.npz``): a logistic-regression head on the
+  shared encoder's sentence embeddings (:func:`sentiment.embedding.encode`), trained by
+  :mod:`aimusic.debate.train_relevance`, Platt-calibrated on out-of-fold predictions.
+
+Both learn from labelled sets written for the project (and random real tweets as off-topic texts); their
+decision thresholds, one per class of unsure text, were chosen on out-of-fold predictions of the training
+texts; the provenance (data, thresholds, figures and what they were measured on) is in the ``.json`` beside
+each file.
+
+Only texts that pass a cheap pre-check are read (:func:`stems`: an AI-ish and a music-ish word stem, or a
 tracked but ambiguous name next to either; with the *broad* class on, also one stem alone, at the stricter
 ``threshold_broad``: a reply in an AI-music thread often names only the music, "so I can conjure up songs from
-nothing now?"), so bulk imports stay fast. Where the encoder cannot load, the stage reports itself unavailable
+nothing now?"), so bulk imports stay fast. Where the model cannot load, the stage reports itself unavailable
 once (a logged note) and the rules decide alone.
 """
 
@@ -32,6 +39,10 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "sentiment" / "weights"
 HEAD_FILE = WEIGHTS_DIR / "relevance_head.npz"
+#: the fine-tuned second stage (:mod:`aimusic.debate.train_relevance_ft`), used instead of the head when present
+FT_FILE = WEIGHTS_DIR / "relevance_ft.npz"
+#: the fine-tuned model's output columns; the decision reads P(relevant)
+RELEVANCE_CLASSES = ("off_topic", "near_miss", "relevant")
 #: characters of a text the encoder reads for this decision (its 256-token window is ~1,000 characters;
 #: cutting first keeps tokenising a 100 KB post cheap)
 MAX_CHARS = 1_200
@@ -191,6 +202,10 @@ class SemanticRelevance:
 
         return encode(texts)
 
+    def _predict(self, prepared: Sequence[str]) -> np.ndarray:
+        """P(about AI music) for prepared, non-empty texts."""
+        return self.head.probability(self._embed(prepared))
+
     def probabilities(self, texts: Sequence[str]) -> list[float | None]:
         if not texts:
             return []
@@ -204,14 +219,14 @@ class SemanticRelevance:
         from sentiment.base import ScorerError
 
         try:
-            vectors = self._embed([prepared[i] for i in todo])
+            probs = self._predict([prepared[i] for i in todo])
         except (ScorerError, OSError, ImportError, RuntimeError) as exc:
             self.available = False
             self.note = f"semantic relevance off, rules only: the encoder cannot load ({' '.join(str(exc).split())})"
             log.warning(self.note)
             return out
         self.embedded += len(todo)
-        for i, p in zip(todo, self.head.probability(vectors), strict=True):
+        for i, p in zip(todo, probs, strict=True):
             out[i] = float(p)
         return out
 
@@ -224,12 +239,68 @@ class SemanticRelevance:
         return provenance if provenance.get("head_sha256") == self.head.sha256 else {}
 
 
+class FinetunedRelevance(SemanticRelevance):
+    """The second stage as a fine-tuned encoder (``relevance-ft@<12 hex of the file>``): P(relevant) from
+    all-MiniLM-L6-v2 with the LoRA adapter of ``relevance_ft.npz`` merged in (built by
+    :mod:`aimusic.debate.train_relevance_ft`), thresholds from the file's metadata. The model loads on first use;
+    where it cannot, the stage reports itself unavailable like the head's encoder."""
+
+    def __init__(self, weights: Path | None = None, *, encoder_dir: Path | None = None) -> None:
+        from sentiment.base import ScorerError
+        from sentiment.finetuned import Adapter
+
+        self.head_file = Path(weights) if weights else FT_FILE
+        adapter = Adapter.load(self.head_file)
+        meta = adapter.meta
+        if meta.get("task") != "relevance" or tuple(meta.get("classes", ())) != RELEVANCE_CLASSES:
+            raise ScorerError(f"{self.head_file} is not a relevance model (task {meta.get('task')!r})")
+        self.threshold = float(meta["threshold"])
+        self.threshold_named = float(meta["threshold_named"])
+        broad = meta.get("threshold_broad")
+        self.threshold_broad = None if broad is None else float(broad)
+        self.sha256 = adapter.sha256
+        self.model_id = f"relevance-ft@{adapter.sha256[:12]}"
+        self.encoder_dir = encoder_dir
+        self._scorer: Any = None
+        self._encode = None
+        self.available = True
+        self.note = None
+        self.embedded = 0
+
+    def _predict(self, texts: Sequence[str]) -> np.ndarray:
+        if self._scorer is None:
+            from sentiment.finetuned import MinilmFinetunedScorer
+
+            self._scorer = MinilmFinetunedScorer(self.head_file, encoder_dir=self.encoder_dir, task="relevance")
+        return self._scorer.predict_proba(list(texts))[:, RELEVANCE_CLASSES.index("relevant")]
+
+    def measured(self) -> dict[str, Any]:
+        try:
+            provenance = json.loads(self.head_file.with_suffix(".json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return provenance if provenance.get("file_sha256") == self.sha256 else {}
+
+
 def load_semantic(head_file: Path | None = None) -> SemanticRelevance | None:
-    """The shipped second stage, or ``None`` (with a logged note) when its head file is missing or unreadable."""
+    """The shipped second stage (the fine-tuned model when its file is present, else the head), or the one in
+    ``head_file`` (either kind); ``None`` (with a logged note) when it is missing or unreadable."""
     from sentiment.base import ScorerError
 
+    path = head_file or (FT_FILE if FT_FILE.exists() else HEAD_FILE)
     try:
-        return SemanticRelevance(head_file)
+        return FinetunedRelevance(path) if _is_adapter(path) else SemanticRelevance(path)
     except ScorerError as exc:
         log.warning("semantic relevance off, rules only: %s", exc)
         return None
+
+
+def _is_adapter(path: Path) -> bool:
+    """A fine-tuned model file (LoRA adapter) rather than a logistic-regression head."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "meta.npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False

@@ -54,7 +54,11 @@ HELDOUT_SET = DATA_DIR / "relevance_heldout.tsv"
 STANCE_TRAIN = (DATA_DIR / "stance_train.tsv", DATA_DIR / "stance_dev_train.tsv")
 #: posts about AI music and near misses written to look like real ones (relevance, sentiment and stance labels)
 DEBATE_TRAIN = DATA_DIR / "debate_train.tsv"
+#: a second such file, written later by another writer with more implicit posts and harder near misses
+DEBATE_TRAIN2 = DATA_DIR / "debate_train2.tsv"
 DEBATE_HELDOUT = DATA_DIR / "debate_heldout.tsv"
+#: held-out posts and near misses by a third writer who read no project file
+DEBATE_HELDOUT2 = DATA_DIR / "debate_heldout2.tsv"
 C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
 TARGET_PRECISION = 0.90
 #: The broad class's target. Balanced precision b fixes the likelihood ratio of a keep, TPR/FPR = b/(1-b); the
@@ -65,6 +69,8 @@ TARGET_PRECISION = 0.90
 #: (pi >= 0.22; 95% right at pi >= 0.37), where 0.90 would need pi >= 0.5.
 TARGET_PRECISION_BROAD = 0.97
 SEED = 0
+#: every labelled file the second stage trains on (besides ``--negatives``)
+TRAIN_FILES = (TRAIN_SET, RELEVANCE_SET, *STANCE_TRAIN, DEBATE_TRAIN, DEBATE_TRAIN2)
 
 
 def _negatives(path: Path, sample: int, rng: random.Random, broad_sample: int = 0,
@@ -89,7 +95,8 @@ def training_rows(negatives: list[Path], sample: int,
     rows += [(e.text, e.community, e.label == "relevant", True)
              for e in load_labelled(RELEVANCE_SET, "relevance") if e.split == "dev"]
     rows += [(e.text, e.community, True, True) for path in STANCE_TRAIN for e in load_labelled(path, "stance")]
-    rows += [(e.text, e.community, e.label == "relevant", True) for e in load_labelled(DEBATE_TRAIN, "relevance")]
+    rows += [(e.text, e.community, e.label == "relevant", True)
+             for path in (DEBATE_TRAIN, DEBATE_TRAIN2) for e in load_labelled(path, "relevance")]
     rng, broad_rng = random.Random(SEED), random.Random(SEED + 1)  # the first sample as before the broad one
     for path in negatives:
         rows += [(t, None, False, False) for t in _negatives(path, sample, rng, broad_sample, broad_rng)]
@@ -142,6 +149,53 @@ def measure(filter_: RelevanceFilter, sem: SemanticRelevance, texts: list[str], 
             "classifier_ece": round(ece, 4)}
 
 
+def class_thresholds(oof_p: np.ndarray, y: np.ndarray, texts: list[str],
+                     communities: list[str | None]) -> dict[str, Any]:
+    """The three thresholds (unnamed, named, broad) on out-of-fold probabilities of the training texts the rules
+    leave unsure, with the rates at each (see the module docstring, step 4)."""
+    rules = RelevanceFilter(load_topics(), semantic=None, broad=True)  # sorts texts into all three classes
+    ruled = [rules.rules(t, cm) for t, cm in zip(texts, communities, strict=True)]
+    named = np.array([r.unsure and r.named for r in ruled])
+    unnamed = np.array([r.unsure and not r.named for r in ruled])
+    broad = np.array([r.broad and not r.relevant for r in ruled])  # rules only: the broad class is never "unsure"
+    threshold, at = choose_threshold(oof_p[unnamed], y[unnamed])
+    threshold_named, at_named = choose_threshold(oof_p[named], y[named])
+    if min(int(y[named].sum()), int((~y[named]).sum())) < 10:  # too few to choose on: as without a name
+        threshold_named, at_named = threshold, {"note": "too few named texts: the unnamed threshold"}
+    threshold_broad, at_broad = choose_threshold(oof_p[broad], y[broad], TARGET_PRECISION_BROAD, fallback=None)
+    if min(int(y[broad].sum()), int((~y[broad]).sum())) < 30:  # too few to choose a strict threshold on: off
+        threshold_broad, at_broad = None, {"note": "too few one-stem texts: the broad class is off"}
+    return {
+        "threshold": threshold, "threshold_named": threshold_named, "threshold_broad": threshold_broad,
+        "target_precision": TARGET_PRECISION, "target_precision_broad": TARGET_PRECISION_BROAD,
+        "threshold_chosen_on": "out-of-fold probabilities of the training texts the rules leave unsure (no tracked "
+                               "name, an AI-ish and a music-ish word / an unconfirmed tracked name / broad: no "
+                               "tracked name, one of the two words); balanced precision TPR/(TPR+FPR)",
+        "out_of_fold_at_threshold": {"unnamed": {"n": int(unnamed.sum()), **at},
+                                     "named": {"n": int(named.sum()), **at_named},
+                                     "broad": {"n": int(broad.sum()), **at_broad}},
+    }
+
+
+def measure_heldout(sem: SemanticRelevance, dev: list[Path] | None = None) -> dict[str, Any]:
+    """Step 5: the held-out sets (never used for training or a choice) and ``dev`` files, measured with ``sem``."""
+    both = RelevanceFilter(load_topics(), semantic=sem)
+    sets: list[tuple[str, list[Any]]] = [
+        ("relevance_heldout.tsv (written for the project after the training file, separately)",
+         load_labelled(HELDOUT_SET, "relevance")),
+        ("debate_heldout.tsv (posts written for the project by a separate writer, apart from the training files)",
+         load_labelled(DEBATE_HELDOUT, "relevance")),
+    ]
+    if DEBATE_HELDOUT2.exists():
+        sets.append(("debate_heldout2.tsv (posts written by a third writer who read no project file)",
+                     load_labelled(DEBATE_HELDOUT2, "relevance")))
+    sets.append(("relevance.tsv heldout part (written for the project)",
+                 [e for e in load_labelled(RELEVANCE_SET, "relevance") if e.split == "heldout"]))
+    sets += [(f"{path.name} (development set, not tuned on)", load_labelled(path, "relevance")) for path in dev or []]
+    return {name: measure(both, sem, [e.text for e in rows], [e.community for e in rows],
+                          [e.label == "relevant" for e in rows]) for name, rows in sets}
+
+
 def train(out: Path = HEAD_FILE, negatives: list[Path] | None = None, sample: int = 600,
           dev: list[Path] | None = None, broad_sample: int = 0) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
@@ -159,62 +213,27 @@ def train(out: Path = HEAD_FILE, negatives: list[Path] | None = None, sample: in
     oof = cross_val_predict(model, x, y, cv=folds, method="decision_function")
     a, b = platt(oof, y)
     oof_p = 1 / (1 + np.exp(-(a * oof + b)))
-    rules = RelevanceFilter(load_topics(), semantic=None, broad=True)  # sorts texts into all three classes
-    ruled = [rules.rules(t, cm) for t, cm in zip(texts, communities, strict=True)]
-    named = np.array([r.unsure and r.named for r in ruled])
-    unnamed = np.array([r.unsure and not r.named for r in ruled])
-    broad = np.array([r.broad and not r.relevant for r in ruled])  # rules only: the broad class is never "unsure"
-    threshold, at = choose_threshold(oof_p[unnamed], y[unnamed])
-    threshold_named, at_named = choose_threshold(oof_p[named], y[named])
-    if min(int(y[named].sum()), int((~y[named]).sum())) < 10:  # too few to choose on: as without a name
-        threshold_named, at_named = threshold, {"note": "too few named texts: the unnamed threshold"}
-    threshold_broad, at_broad = choose_threshold(oof_p[broad], y[broad], TARGET_PRECISION_BROAD, fallback=None)
-    if min(int(y[broad].sum()), int((~y[broad]).sum())) < 30:  # too few to choose a strict threshold on: off
-        threshold_broad, at_broad = None, {"note": "too few one-stem texts: the broad class is off"}
+    chosen = class_thresholds(oof_p, y, texts, communities)
     model.fit(x, y)
     head = RelevanceHead(coef=a * model.coef_[0], bias=float(a * model.intercept_[0] + b),
-                         threshold=threshold or 0.99, threshold_named=threshold_named or 0.99,
-                         threshold_broad=threshold_broad)
+                         threshold=chosen["threshold"] or 0.99, threshold_named=chosen["threshold_named"] or 0.99,
+                         threshold_broad=chosen["threshold_broad"])
     sha = head.save(out)
     provenance: dict[str, Any] = {
         "model": "relevance-minilm", "head_file": out.name, "head_sha256": sha, "encoder": encoder_version(),
         "classifier": "sklearn LogisticRegression(class_weight=balanced) on L2-normalised embeddings, "
                       "Platt-calibrated on 5-fold out-of-fold decision values",
         "C": c, "cv_log_loss": {str(k): round(v, 4) for k, v in cv.items()}, "platt": [round(a, 4), round(b, 4)],
-        "threshold": threshold, "threshold_named": threshold_named, "threshold_broad": threshold_broad,
-        "target_precision": TARGET_PRECISION, "target_precision_broad": TARGET_PRECISION_BROAD,
-        "threshold_chosen_on": "out-of-fold probabilities of the training texts the rules leave unsure (no tracked "
-                               "name, an AI-ish and a music-ish word / an unconfirmed tracked name / broad: no "
-                               "tracked name, one of the two words); balanced precision TPR/(TPR+FPR)",
-        "out_of_fold_at_threshold": {"unnamed": {"n": int(unnamed.sum()), **at},
-                                     "named": {"n": int(named.sum()), **at_named},
-                                     "broad": {"n": int(broad.sum()), **at_broad}},
+        **chosen,
         "train": {"n": len(texts), "relevant": int(y.sum()), "off_topic": int((~y).sum()),
-                  "files": [file_record(p, PROJECT_ROOT)
-                            for p in (TRAIN_SET, RELEVANCE_SET, *STANCE_TRAIN, DEBATE_TRAIN)],
+                  "files": [file_record(p, PROJECT_ROOT) for p in TRAIN_FILES],
                   "relevance_tsv_part": "dev",
                   "negatives": [{**file_record(p, PROJECT_ROOT, sample=sample), "one_stem_sample": broad_sample}
                                 for p in negatives]},
         "versions": {p: metadata.version(p) for p in ("scikit-learn", "numpy", "sentence-transformers")},
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    sem = SemanticRelevance(out)
-    both = RelevanceFilter(load_topics(), semantic=sem)
-    measured: dict[str, Any] = {}
-    held = load_labelled(HELDOUT_SET, "relevance")
-    measured["relevance_heldout.tsv (written for the project after the training file, separately)"] = measure(
-        both, sem, [e.text for e in held], [e.community for e in held], [e.label == "relevant" for e in held])
-    held = load_labelled(DEBATE_HELDOUT, "relevance")
-    measured["debate_heldout.tsv (posts written for the project by a separate writer, apart from the training files)"] \
-        = measure(both, sem, [e.text for e in held], [e.community for e in held], [e.label == "relevant" for e in held])
-    part = [e for e in load_labelled(RELEVANCE_SET, "relevance") if e.split == "heldout"]
-    measured["relevance.tsv heldout part (written for the project)"] = measure(
-        both, sem, [e.text for e in part], [e.community for e in part], [e.label == "relevant" for e in part])
-    for path in dev or []:
-        rows = load_labelled(path, "relevance")
-        measured[f"{path.name} (development set, not tuned on)"] = measure(
-            both, sem, [e.text for e in rows], [e.community for e in rows], [e.label == "relevant" for e in rows])
-    provenance["heldout"] = measured
+    provenance["heldout"] = measure_heldout(SemanticRelevance(out), dev)
     out.with_suffix(".json").write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
     return provenance
 
