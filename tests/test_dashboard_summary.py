@@ -23,7 +23,8 @@ from aimusic.sources.demo import generate_table
 from aimusic.store import dashboard_daily as daily
 from aimusic.store import dashboard_posts as posts
 from aimusic.store import dashboard_queries as q
-from aimusic.store import dashboard_summary
+from aimusic.store import dashboard_summary, dashboard_top
+from aimusic.store import dashboard_voices as voices
 from aimusic.store.dashboard_facts import Facts, ensure_summary, read_connection, read_version
 from aimusic.store.db import Store
 from aimusic.store.queries import Filters
@@ -82,9 +83,41 @@ def assert_same(path: Path) -> None:
                     pd.testing.assert_frame_equal(mine.reset_index(drop=True), theirs.reset_index(drop=True),
                                                   check_dtype=False, obj=str(filters))
                 assert daily.posts_count(con, filters) == posts.posts_count(con, filters)
+                assert_file_paths_same(con, facts, filters)
             assert q.db_info(con, summary=True) == q.db_info(con)
     finally:
         facts.close()
+
+
+def assert_file_paths_same(con: duckdb.DuckDBPyConnection, facts: Facts, filters: Filters) -> None:
+    """Voices, the top posts and the Posts view's summary-helped orderings, read from the file, equal what the
+    in-memory copy answers (same rows, same order)."""
+    for by in ("author", "community"):
+        for order in ("posts", "engagement"):
+            for limit in (3, 25):
+                theirs = q.voices(facts.cursor(), filters, by, order, limit)
+                for summary in (True, False):
+                    mine = voices.voices(con, filters, MODEL, by, order, limit, summary=summary)
+                    pd.testing.assert_frame_equal(mine, theirs, check_dtype=False,
+                                                  obj=f"voices {by} {order} {limit} {summary} {filters}")
+    for label in ("positive", "negative"):
+        for limit in (1, 10):
+            theirs = posts.top_posts(con, filters, MODEL, label, limit, fcon=facts.cursor())
+            for summary in (True, False):
+                mine = posts.top_posts(con, filters, MODEL, label, limit, summary=summary)
+                pd.testing.assert_frame_equal(mine, theirs, check_dtype=False, obj=f"top {label} {filters}")
+    for sort in posts.POST_SORTS:  # from the ranked lists (short ones here: cut, and falling back past them)
+        for limit in (1, 7, 40, 300):
+            theirs = posts.posts_page(con, filters, MODEL, sort, limit, facts.cursor())
+            mine = posts.posts_page(con, filters, MODEL, sort, limit, summary=True)
+            pd.testing.assert_frame_equal(mine, theirs, check_dtype=False, obj=f"{sort} {limit} {filters}")
+
+
+@pytest.fixture(autouse=True)
+def _short_ranked_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranked lists of 8 posts a day (not 500), so most days' lists are cut: pages come from them when they can
+    tell, and from the posts when not."""
+    monkeypatch.setattr(dashboard_top, "K_DAY", 8)
 
 
 def refresh(path: Path) -> str:

@@ -38,6 +38,8 @@ def test_forget_author_everywhere_and_block_reingest(tmp_path):
         con.execute(
             "INSERT INTO scores SELECT source, post_id, 'm', 'neutral', 0, 1, 0, 'scored', text_md5, now() FROM posts"
         )
+    store.refresh_summary()  # the dashboard summary numbers authors by handle
+    assert "alice" in store.query("SELECT list(author) AS a FROM dash_author_ids")["a"][0]
     out = tmp_path / "posts.csv"
     from aimusic.store.privacy import record_export
 
@@ -49,6 +51,7 @@ def test_forget_author_everywhere_and_block_reingest(tmp_path):
     assert result.exports_rewritten == [str(out.resolve())]
     assert store.upsert_posts(batch(("x", "9", "alice"), ("x", "10", "carol"))).new == 1
     assert "alice" not in store.query("SELECT list(author) AS a FROM posts")["a"][0]
+    assert "alice" not in store.query("SELECT list(author) AS a FROM dash_author_ids")["a"][0]
     takedowns = store.query("SELECT * FROM takedowns")
     assert "alice" not in takedowns.to_string()  # only a digest is kept
 

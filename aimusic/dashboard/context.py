@@ -1,14 +1,17 @@
 """What every view receives: the filters, the database's data version, and cached access to the store's named
-queries (:mod:`aimusic.store.dashboard_queries`, :mod:`aimusic.store.dashboard_posts`,
-:mod:`aimusic.store.debate_queries`). The dashboard imports no database driver: it hands a query function and
-its arguments to :class:`ViewContext`, which runs it on the in-memory facts copy or on a short read-only
-connection and caches the small DataFrame it returns.
+queries (:mod:`aimusic.store.dashboard_queries`, :mod:`aimusic.store.dashboard_daily`,
+:mod:`aimusic.store.dashboard_posts`, :mod:`aimusic.store.dashboard_voices`, :mod:`aimusic.store.debate_queries`).
+The dashboard imports no database driver: it hands a query function and its arguments to :class:`ViewContext`,
+which runs it on a short read-only connection (or, for the few aggregates the file's summary cannot answer, on the
+in-memory facts copy) and caches the small DataFrame it returns.
 
 Caching: query results are kept with ``st.cache_data`` under (query name, database, data version, model,
 arguments). The data version is one cheap query on the file (re-read at most every :data:`VERSION_TTL_SECONDS`),
 so a finished monitoring run shows up on the next rerun without a restart, and an unchanged view is served from
 the cache without touching the database. The in-memory facts copy
-(:class:`aimusic.store.dashboard_facts.Facts`) is shared by all sessions through ``st.cache_resource``.
+(:class:`aimusic.store.dashboard_facts.Facts`) is shared by all sessions through ``st.cache_resource``; it is built
+only for the aggregates the file's summary cannot answer (a minimum engagement above its cap, or a text search):
+Voices and the Posts view read the file.
 """
 
 from __future__ import annotations
@@ -84,11 +87,9 @@ def _file_query(
 
 @st.cache_data(max_entries=128, ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def _posts_query(
-    name: str, db: str, model: str | None, version_key: str, args_key: str,
-    _fn: Query, _version: DataVersion, _args: tuple[Any, ...],
+    name: str, db: str, version_key: str, args_key: str, summary: bool, _fn: Query, _args: tuple[Any, ...],
 ) -> pd.DataFrame:
-    facts = _synced(db, model, _version)
-    return read(db, _fn, *_args, fcon=facts.cursor())
+    return read(db, _fn, *_args, summary=summary)
 
 
 def db_info(db: str, version: DataVersion) -> dict[str, Any]:
@@ -143,11 +144,16 @@ class ViewContext:
             fn = dashboard_daily.posts_count
         return _file_query(_name(fn), self.path, self.version.key(), _args_key(args, kwargs), fn, args, kwargs)
 
+    @property
+    def summary(self) -> bool:
+        """Whether the file's summary is current (brought up to date here when it is behind and can be)."""
+        return _summary_ready(self.path, self.version.key())
+
     def posts(self, fn: Query, *args: Any) -> pd.DataFrame:
-        """``fn(read_only_connection, *args, fcon=facts_cursor)``: posts from the file, labels from the facts
-        copy (:mod:`aimusic.store.dashboard_posts`), cached by data version and arguments."""
-        return _posts_query(_name(fn), self.path, self.model, self.version.key(), _args_key(args), fn, self.version,
-                            args)
+        """``fn(read_only_connection, *args, summary=...)``: posts, labels and Voices from the file
+        (:mod:`aimusic.store.dashboard_posts`, :mod:`aimusic.store.dashboard_voices`), helped by its summary when
+        it is current; cached by data version and arguments. No in-memory copy."""
+        return _posts_query(_name(fn), self.path, self.version.key(), _args_key(args), self.summary, fn, args)
 
     def events(self, in_window: bool = True) -> pd.DataFrame:
         start, end = (self.filters.start, self.filters.end) if in_window else (None, None)

@@ -4,8 +4,8 @@
 Each function returns exactly what its namesake in :mod:`aimusic.store.dashboard_queries` returns over the facts
 copy (the tests compare them), for the filters :func:`supported` accepts: every sidebar filter, with a minimum
 engagement up to :data:`~aimusic.store.dashboard_summary.ENGAGEMENT_CAP` and no text search. Distinct authors come
-from ``dash_authors`` (``dash_entity_authors`` under an entity filter or per entity), or from the posts when a
-tracked-term filter is set. First argument ``con``: a read-only
+from ``dash_authors`` (``dash_entity_authors`` under an entity filter or per entity) as bitmaps of author ids, or
+from the posts when a tracked-term filter is set. First argument ``con``: a read-only
 connection to the database file, whose summary is current (:func:`aimusic.store.dashboard_summary.is_current`);
 ``model`` is the sentiment model (``None``: no labels).
 """
@@ -71,6 +71,16 @@ def _rows(filters: Filters, model: str | None, alias: str = "d") -> tuple[str, l
     return f"dash_daily {alias} WHERE ({alias}.model = '' OR {alias}.model = ?) AND {where}", [model, *params]
 
 
+def max_author_id(con: duckdb.DuckDBPyConnection) -> int:
+    """The highest author id of ``dash_author_ids`` (at least 1): the upper bound of the distinct-author bitmaps."""
+    return int(con.execute("SELECT coalesce(max(id), 1) FROM dash_author_ids").fetchall()[0][0])
+
+
+def distinct_authors(column: str = "author_id") -> str:
+    """Exact distinct authors over summary rows: one bit per author id (``?``: :func:`max_author_id`)."""
+    return f"coalesce(bit_count(bitstring_agg({column}, 1, ?::INTEGER)), 0)"
+
+
 def _authors(con: duckdb.DuckDBPyConnection, filters: Filters, window_from: int | None, by: str | None
              ) -> pd.DataFrame:
     """Distinct authors per window (``current`` from day ``window_from`` on, else ``previous``) and group
@@ -79,14 +89,16 @@ def _authors(con: duckdb.DuckDBPyConnection, filters: Filters, window_from: int 
     if not filters.terms:
         where, params = _where(filters, "a")
         table = "dash_entity_authors" if filters.entities or by == "entity" else "dash_authors"
-        inner = f"SELECT day, {grp} AS grp, author_h FROM {table} a WHERE {where}"
+        inner = f"SELECT day, {grp} AS grp, author_id FROM {table} a WHERE {where}"
+        count, cparams = distinct_authors(), [max_author_id(con)]
     else:  # a tracked-term filter: from the posts
         where, params = filters.where("p")
         inner = (f"SELECT {day_sql('p')} AS day, {grp} AS grp, hash(p.author) AS author_h FROM posts p "
                  f"WHERE p.author IS NOT NULL AND {where}")
+        count, cparams = "count(DISTINCT author_h)", []
     window = "CASE WHEN day >= ? THEN 'current' ELSE 'previous' END" if window_from is not None else "'current'"
-    sql = f"SELECT {window} AS window, grp, count(DISTINCT author_h) AS authors FROM ({inner}) GROUP BY ALL"
-    return con.execute(sql, [*([window_from] if window_from is not None else []), *params]).df()
+    sql = f"SELECT {window} AS window, grp, {count} AS authors FROM ({inner}) GROUP BY ALL"
+    return con.execute(sql, [*([window_from] if window_from is not None else []), *cparams, *params]).df()
 
 
 def day_sql(alias: str) -> str:
@@ -185,3 +197,22 @@ REPLACES = {
     q.totals: totals, q.series: series, q.sentiment_rolling: sentiment_rolling, q.compare: compare,
     q.compare_series: compare_series,
 }
+
+
+def engagement_floor(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, label: str | None,
+                     limit: int) -> int | None:
+    """The highest engagement ``e`` such that at least ``limit`` posts under ``filters`` (with the model's
+    ``label`` when given) have an engagement of ``e`` or more: the most engaged ``limit`` posts all have at least
+    ``e``, so a query for them may skip the others. ``None`` when no such bound above -1 exists."""
+    where, params = _where(filters)
+    which, wparams = ("d.model = ? AND d.label = ?", [model, label]) if label else ("d.model = ''", [])
+    rows = con.execute(
+        f"SELECT d.eng, sum(d.posts) FROM dash_daily d WHERE {which} AND {where} GROUP BY d.eng ORDER BY d.eng DESC",
+        [*wparams, *params],
+    ).fetchall()
+    seen = 0
+    for eng, n in rows:
+        seen += int(n)
+        if seen >= limit:
+            return int(eng) if eng >= 0 else None
+    return None

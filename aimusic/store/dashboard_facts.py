@@ -25,10 +25,11 @@ a few milliseconds to a few tens of milliseconds. It is correct and incremental:
 * After each incremental refresh the copy checks itself against the file (post count, posts per label); any
   difference (rows deleted by hand, a clock that went backwards) triggers a full rebuild.
 
-Since the file carries a daily summary (:mod:`aimusic.store.dashboard_summary`), the copy serves only what the
-summary cannot: Voices, the Posts view's labels and sentiment orderings, and a minimum engagement above the
-summary's cap. It is built on first use, so the Overview's first render no longer pays for it (8.5-15 s and ~2 GB
-at 10 million posts).
+Since the file carries a summary (:mod:`aimusic.store.dashboard_summary`), the copy serves only what the
+summary cannot: the Overview's and Compare's aggregates under a minimum engagement above the summary's cap or a
+text search (and a file whose summary cannot be written). Voices and the Posts view read the file
+(:mod:`aimusic.store.dashboard_voices`, :mod:`aimusic.store.dashboard_posts`); the tests keep the copy as the
+per-post reference they must match. It is built on first use only (8.5-15 s and ~2 GB at 10 million posts).
 
 Thread-safe: Streamlit serves sessions on threads; :meth:`Facts.sync` takes a lock, queries go through
 :meth:`Facts.cursor` (one DuckDB cursor each).

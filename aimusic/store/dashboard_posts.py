@@ -1,17 +1,22 @@
-"""The dashboard's named queries for single posts (the Posts view and the most engaged posts): text comes from
-the database file, labels from the facts copy (:class:`aimusic.store.dashboard_facts.Facts`) when given, so the
-file's posts and scores are never joined in full. No Streamlit here.
+"""The dashboard's named queries for single posts (the Posts view and the most engaged posts), from the database
+file: each query cuts the posts to the page before it reads texts or labels, so the file's posts and scores are
+never joined in full (see :func:`posts_page`). No Streamlit here.
 
-First argument ``con``: a read-only connection to the file; ``fcon``: a cursor of the facts copy.
+First argument ``con``: a read-only connection to the file; ``fcon`` (optional): a cursor of the in-memory facts
+copy (:class:`aimusic.store.dashboard_facts.Facts`), which the dashboard no longer builds for these queries; the
+tests use it as the reference the file-only path must match.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import duckdb
 import pandas as pd
 
+from aimusic.store import dashboard_daily as daily
+from aimusic.store import dashboard_top as top
 from aimusic.store.queries import Filters, engagement_sql
 
 #: Posts view orderings (label -> SQL over the posts table ``p`` and scores ``s``; needs_scores)
@@ -75,7 +80,66 @@ def _labels(
                FROM scores WHERE model = ? AND post_id = ANY(?)""", [model, ids]
         ).df()
     out = page.merge(labels, on=["source", "post_id"], how="left", validate="one_to_one")
-    return out[POST_TABLE_COLUMNS]
+    return _none_for_no_label(out[POST_TABLE_COLUMNS])
+
+
+def _none_for_no_label(page: pd.DataFrame) -> pd.DataFrame:
+    """A post without a label has ``None`` as its sentiment, whichever path read it."""
+    return page.assign(sentiment=page["sentiment"].astype(object).where(page["sentiment"].notna(), None))
+
+
+#: sentiment orderings read at first this many times the page's length of the model's highest probabilities
+_SENTIMENT_READ_AHEAD = 4
+#: ... and, when too few of those pass the filters, this many times more, until the reads pass this share of the
+#: model's scores (then one join of the filtered posts with every score)
+_SENTIMENT_GROWTH = 8
+_SENTIMENT_MAX_SHARE = 0.25
+
+
+def _sentiment_keys(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, column: str, limit: int
+                    ) -> list[tuple[str, str]]:
+    """Keys of the ``limit`` posts with the model's highest ``column`` probability under ``filters`` (no text
+    search), in the facts copy's order (probability, newest, source, id; unscored posts last).
+
+    Reads the ``k`` highest probabilities of the model first and keeps the posts at or above the ``k``-th
+    (ties included) that pass the filters: when ``limit`` of them do, no other post can rank before them. Else
+    ``k`` grows; past a quarter of the scores, one join of the filtered posts with the scores answers."""
+    where, params = filters.where("p")
+    order = f"s.{column} DESC NULLS LAST, p.created_at DESC, p.source, p.post_id"
+    total = int(con.execute(f"SELECT count({column}) FROM scores WHERE model = ?", [model]).fetchall()[0][0])
+    ahead = max(int(limit), 1) * _SENTIMENT_READ_AHEAD
+    while limit > 0 and ahead <= total * _SENTIMENT_MAX_SHARE:
+        cut = con.execute(f"SELECT {column} FROM scores WHERE model = ? AND {column} IS NOT NULL "
+                          f"ORDER BY {column} DESC LIMIT 1 OFFSET ?", [model, ahead - 1]).fetchall()
+        if not cut:
+            break
+        keys = con.execute(
+            f"""SELECT p.source, p.post_id
+                FROM (SELECT source, post_id, {column} FROM scores WHERE model = ? AND {column} >= ?) s
+                JOIN posts p ON p.source = s.source AND p.post_id = s.post_id
+                WHERE {where} ORDER BY {order} LIMIT ?""",
+            [model, cut[0][0], *params, int(limit)],
+        ).fetchall()
+        if len(keys) >= limit:
+            return [(str(a), str(b)) for a, b in keys]
+        ahead *= _SENTIMENT_GROWTH
+    keys = con.execute(
+        f"""SELECT p.source, p.post_id FROM posts p
+            LEFT JOIN scores s ON s.source = p.source AND s.post_id = p.post_id AND s.model = ?
+            WHERE {where} ORDER BY {order} LIMIT ?""",
+        [model, *params, int(limit)],
+    ).fetchall()
+    return [(str(a), str(b)) for a, b in keys]
+
+
+def _with_floor(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, label: str | None,
+                limit: int, where: str, params: list[Any]) -> tuple[str, list[Any]]:
+    """``where`` narrowed to the posts engaged enough to be among the ``limit`` most engaged (from the daily
+    summary's engagement counts, :func:`aimusic.store.dashboard_daily.engagement_floor`)."""
+    floor = daily.engagement_floor(con, filters, model, label, limit)
+    if floor is None:
+        return where, params
+    return f"{where} AND {engagement_sql('p')} >= ?", [*params, floor]
 
 
 def posts_page(
@@ -85,24 +149,37 @@ def posts_page(
     sort: str = "newest",
     limit: int = 500,
     fcon: duckdb.DuckDBPyConnection | None = None,
+    *,
+    summary: bool = False,
 ) -> pd.DataFrame:
     """Up to ``limit`` posts matching ``filters`` (text search included) in the order ``sort`` names, with the
     model's label and its probability.
 
-    The file's posts are cut to the page before anything else is read, and labels come from the facts copy
-    (``fcon``) when given; orderings by sentiment pick the posts in the facts copy when there is no text
-    search. So the file's posts and scores are never joined in full."""
+    With ``summary`` (the file's summary is current) the page comes from the ranked lists kept in the file
+    (:mod:`aimusic.store.dashboard_top`) whenever they answer exactly. Else the file's posts are cut to the page
+    before anything else is read, so the file's posts and scores are never joined in full: orderings by
+    sentiment read the highest probabilities first (:func:`_sentiment_keys`), or pick the posts in the facts copy
+    (``fcon``) when given; newest and oldest find the page's cut-off time first; with ``summary`` "most engaged"
+    reads only the posts engaged enough to make the page. Labels come from the file's scores, or from the facts
+    copy when given."""
     order, needs_scores = POST_SORTS[sort]
     where, params = filters.where("p")
-    if needs_scores and fcon is not None and not filters.search:
+    if summary and fcon is None:
+        ranked = top.page(con, filters, model, sort, int(limit))
+        if ranked is not None:
+            return _page_from_top(con, ranked)
+    if needs_scores and not filters.search:
         column = "negative" if sort == "most negative" else "positive"
-        fwhere, fparams = filters.where("f")
-        keys = fcon.execute(
-            f"""SELECT f.source, f.post_id FROM facts f WHERE {fwhere}
-                ORDER BY f.{column} DESC NULLS LAST, f.created_at DESC, f.source, f.post_id LIMIT ?""",
-            [*fparams, int(limit)],
-        ).fetchall()
-        return posts_by_keys(con, [(str(a), str(b)) for a, b in keys], model, fcon)
+        if fcon is not None:
+            fwhere, fparams = filters.where("f")
+            keys = [(str(a), str(b)) for a, b in fcon.execute(
+                f"""SELECT f.source, f.post_id FROM facts f WHERE {fwhere}
+                    ORDER BY f.{column} DESC NULLS LAST, f.created_at DESC, f.source, f.post_id LIMIT ?""",
+                [*fparams, int(limit)],
+            ).fetchall()]
+        else:
+            keys = _sentiment_keys(con, filters, model, column, int(limit))
+        return posts_by_keys(con, keys, model, fcon)
     if needs_scores:  # a text search ordered by sentiment: join the (searched, so fewer) posts with scores
         sql = f"""
             SELECT {_POST_FIELDS}, s.label AS sentiment, greatest(s.negative, s.neutral, s.positive) AS confidence
@@ -117,6 +194,8 @@ def posts_page(
                           [*params, max(int(limit) - 1, 0)]).fetchall()
         if cut:
             where, params = f"{where} AND {expr} {op} ?", [*params, cut[0][0]]
+    if sort == "most engaged" and summary and daily.supported(filters):
+        where, params = _with_floor(con, filters, model, None, int(limit), where, params)
     sql = f"""
         WITH p AS (SELECT {_POST_SOURCE_COLUMNS} FROM posts p WHERE {where} ORDER BY {order} LIMIT ?)
         SELECT {_POST_FIELDS} FROM p ORDER BY {order}"""
@@ -134,6 +213,41 @@ def top_keys(
         [*params, label, int(limit)],
     ).fetchall()
     return [(str(s), str(p)) for s, p in rows]
+
+
+def top_keys_from_file(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, label: str,
+                       limit: int = 10, *, summary: bool = False) -> list[tuple[str, str]]:
+    """:func:`top_keys` from the file: the filtered posts with the model's ``label``; with ``summary`` (the daily
+    summary is current) only those engaged enough to make the list."""
+    where, params = filters.where("p")
+    if summary and daily.supported(filters):
+        where, params = _with_floor(con, filters, model, label, int(limit), where, params)
+    rows = con.execute(
+        f"""SELECT p.source, p.post_id FROM posts p
+            JOIN scores s ON s.source = p.source AND s.post_id = p.post_id AND s.model = ? AND s.label = ?
+            WHERE {where} ORDER BY {engagement_sql('p')} DESC, p.created_at DESC, p.source, p.post_id LIMIT ?""",
+        [model, label, *params, int(limit)],
+    ).fetchall()
+    return [(str(s), str(p)) for s, p in rows]
+
+
+def _page_from_top(con: duckdb.DuckDBPyConnection, ranked: pd.DataFrame) -> pd.DataFrame:
+    """The posts of a page picked from the ranked lists (:func:`aimusic.store.dashboard_top.page`), in its order,
+    with the labels it carries; found through their times (``posts_created`` index), not a scan of every id."""
+    if ranked.empty:
+        return _labels(pd.DataFrame(columns=[c for c in POST_TABLE_COLUMNS if c not in ("sentiment", "confidence")]),
+                       None, con, None)
+    keys = ranked[["source", "post_id", "sentiment", "confidence"]]
+    # by row id first (the lists' hint; verified: every key must come back), else by time (the posts_created index)
+    for column, values, cast in (("rowid", ranked["post_rowid"].astype("int64").tolist(), "BIGINT[]"),
+                                 ("created_at", sorted({t.to_pydatetime() for t in ranked["created_at"]}),
+                                  "TIMESTAMPTZ[]")):
+        found = con.execute(f"""SELECT {_POST_FIELDS} FROM (SELECT {_POST_SOURCE_COLUMNS} FROM posts
+                                WHERE {column} = ANY(?::{cast})) p""", [values]).df()
+        page = keys.merge(found, on=["source", "post_id"], how="inner", validate="one_to_one")
+        if len(page) == len(keys):
+            break
+    return _none_for_no_label(page[POST_TABLE_COLUMNS].reset_index(drop=True))
 
 
 def posts_by_keys(
@@ -155,8 +269,15 @@ def posts_by_keys(
 
 
 def top_posts(
-    con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, label: str, limit: int = 10, *,
-    fcon: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, label: str, limit: int = 10,
+    fcon: duckdb.DuckDBPyConnection | None = None, *, summary: bool = False,
 ) -> pd.DataFrame:
-    """The window's most engaged posts with sentiment ``label``: :func:`top_keys` then :func:`posts_by_keys`."""
-    return posts_by_keys(con, top_keys(fcon, filters, label, limit), model, fcon)
+    """The window's most engaged posts with sentiment ``label``: their keys (from the facts copy when given, else
+    :func:`top_keys_from_file`), then :func:`posts_by_keys`."""
+    if fcon is None and summary:
+        ranked = top.page(con, filters, model, "most engaged", int(limit), label=label)
+        if ranked is not None:
+            return _page_from_top(con, ranked)
+    keys = (top_keys(fcon, filters, label, limit) if fcon is not None
+            else top_keys_from_file(con, filters, model, label, limit, summary=summary))
+    return posts_by_keys(con, keys, model, fcon)

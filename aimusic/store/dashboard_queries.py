@@ -5,8 +5,10 @@ module, :mod:`aimusic.store.dashboard_posts` and :mod:`aimusic.store.debate_quer
 Two kinds of functions:
 
 * ``facts``-based (first argument ``fcon``, a cursor of :class:`aimusic.store.dashboard_facts.Facts`): the
-  aggregates of Overview, Compare and Voices. They never join ``scores`` again: the facts copy carries each
-  post's label and its stored ``entities``.
+  aggregates of Overview, Compare and Voices over one row per post. They never join ``scores`` again: the facts
+  copy carries each post's label and its stored ``entities``. The dashboard answers them from the file's summary
+  instead (:mod:`aimusic.store.dashboard_daily`, :mod:`aimusic.store.dashboard_voices`) whenever it can; these
+  stay the reference the tests compare with.
 * file-based (first argument ``con``, a read-only connection to the database file): runs, events, the options
   offered by the filters.
 

@@ -11,10 +11,17 @@ the cap is exact (``engagement >= m`` exactly when ``eng >= m``); a higher minim
 ``entities`` and ``terms`` are the post's own lists (a few dozen distinct lists), so "mentions any of" filters
 and per-entity groupings are exact too.
 
-``dash_authors`` holds the distinct (day, source, lang, author hash) with the highest engagement of those posts
+``dash_authors`` holds the distinct (day, source, lang, author) with the highest engagement of those posts
 (clipped the same way), ``dash_entity_authors`` the same per entity list (posts with entities only), so distinct
 authors under every filter but tracked terms (and per entity) are counted from far fewer rows than posts; a term
-filter counts them from the posts.
+filter counts them from the posts. Authors there are dense integer ids (``dash_author_ids``: one per distinct
+``posts.author``, numbered from 1 in the order they were first summarised), so a distinct count is a bitmap
+(``bit_count(bitstring_agg(author_id, 1, max_id))``), exact and several times cheaper than hashing.
+
+``dash_voices`` (Voices) holds per (day, source, lang, author id, community) the posts and their summed
+engagement (``model = ''``), and per model the labelled posts and their labels (``model = <model>``, ``posts``
+counting the labelled posts), so the most active authors and communities are ranked without one row per post.
+``dash_top`` and ``dash_top_cut`` (the Posts view's orderings) are kept by :mod:`aimusic.store.dashboard_top`.
 
 Maintenance is incremental (:func:`refresh`): the days of posts written (``updated_at``) or scored
 (``scores.scored_at``) since the marks in ``dash_state`` are recomputed, nothing else; with no new writes a
@@ -33,6 +40,8 @@ from typing import Any
 
 import duckdb
 
+from aimusic.store import dashboard_top
+
 log = logging.getLogger(__name__)
 
 #: engagement values above this are one bucket in the summary (a higher minimum-engagement filter reads posts)
@@ -42,7 +51,7 @@ DAY_SQL = "CAST(epoch_us({a}.created_at) // 86400000000 AS INTEGER)"
 ENG_SQL = ("greatest(least(coalesce({a}.score, 0) + coalesce({a}.replies, 0) + coalesce({a}.reposts, 0), "
            f"{ENGAGEMENT_CAP}), -1)")
 
-#: migration 10 (:mod:`aimusic.store.schema`); a later change to these tables needs a new migration
+#: migration 10 (:mod:`aimusic.store.schema`), as first released; migration 11 is :data:`TABLES_11`
 TABLES = (
     """CREATE TABLE dash_daily (
         model VARCHAR NOT NULL, label VARCHAR, day INTEGER NOT NULL, source VARCHAR NOT NULL, lang VARCHAR NOT NULL,
@@ -59,13 +68,47 @@ TABLES = (
         scores_mark TIMESTAMPTZ, refreshed_at TIMESTAMPTZ NOT NULL)""",
 )
 
-SUMMARY_TABLES = ("dash_daily", "dash_authors", "dash_entity_authors")
+#: migration 11: authors as dense ids (bitmap distinct counts) and the Voices summary; dropping ``dash_state``'s
+#: row makes the next refresh a full build
+TABLES_11 = (
+    "DROP TABLE dash_authors",
+    "DROP TABLE dash_entity_authors",
+    """CREATE TABLE dash_authors (
+        day INTEGER NOT NULL, source VARCHAR NOT NULL, lang VARCHAR NOT NULL, author_id INTEGER NOT NULL,
+        eng INTEGER NOT NULL)""",
+    """CREATE TABLE dash_entity_authors (
+        day INTEGER NOT NULL, source VARCHAR NOT NULL, lang VARCHAR NOT NULL, entities VARCHAR[] NOT NULL,
+        author_id INTEGER NOT NULL, eng INTEGER NOT NULL)""",
+    "CREATE TABLE dash_author_ids (author VARCHAR NOT NULL, id INTEGER NOT NULL)",
+    """CREATE TABLE dash_voices (
+        model VARCHAR NOT NULL, day INTEGER NOT NULL, source VARCHAR NOT NULL, lang VARCHAR NOT NULL,
+        author_id INTEGER, community VARCHAR, posts BIGINT NOT NULL, engagement BIGINT NOT NULL,
+        negative BIGINT NOT NULL, neutral BIGINT NOT NULL, positive BIGINT NOT NULL)""",
+    *dashboard_top.TABLES,
+    "DELETE FROM dash_state",
+)
 
-_POSTS = f"""SELECT source, post_id, {DAY_SQL.format(a='p')} AS day, coalesce(lang, 'und') AS lang,
-       coalesce(entities, []::VARCHAR[]) AS entities, terms, {ENG_SQL.format(a='p')} AS eng,
-       coalesce(score, 0) + coalesce(replies, 0) + coalesce(reposts, 0) AS engagement,
-       CASE WHEN author IS NOT NULL THEN hash(author) END AS author_h
-   FROM posts p"""
+SUMMARY_TABLES = ("dash_daily", "dash_authors", "dash_entity_authors", "dash_voices", *dashboard_top.DAY_TABLES)
+
+#: the posts in scope (``{where}``), with their author's id (``dash_author_ids`` must hold every author first)
+_POSTS = f"""SELECT p.source, p.post_id, {DAY_SQL.format(a='p')} AS day, coalesce(p.lang, 'und') AS lang,
+       coalesce(p.entities, []::VARCHAR[]) AS entities, p.terms, {ENG_SQL.format(a='p')} AS eng,
+       coalesce(p.score, 0) + coalesce(p.replies, 0) + coalesce(p.reposts, 0) AS engagement,
+       i.id AS author_id, p.community, p.created_at, p.post_rowid
+   FROM (SELECT *, p.rowid AS post_rowid FROM posts p {{where}}) p
+   LEFT JOIN dash_author_ids i ON i.author = p.author"""
+
+#: the scores of the posts in scope, every model (one pass over ``scores`` for all the tables)
+_SCORES = """CREATE OR REPLACE TEMP TABLE _dash_s AS
+    SELECT s.source, s.post_id, s.model, s.label, s.negative, s.neutral, s.positive
+    FROM scores s {semi}"""
+_SEMI = "SEMI JOIN _dash_p p ON p.source = s.source AND p.post_id = s.post_id"
+
+#: new authors of the posts in scope get the next ids
+_NEW_AUTHORS = """INSERT INTO dash_author_ids
+    SELECT author, (SELECT coalesce(max(id), 0) FROM dash_author_ids) + row_number() OVER (ORDER BY author)
+    FROM (SELECT DISTINCT p.author FROM posts p {where}) p
+    WHERE author IS NOT NULL AND NOT EXISTS (SELECT 1 FROM dash_author_ids i WHERE i.author = p.author)"""
 
 _FILL = (
     """INSERT INTO dash_daily
@@ -73,13 +116,22 @@ _FILL = (
        FROM _dash_p GROUP BY ALL""",
     """INSERT INTO dash_daily
        SELECT s.model, s.label, p.day, p.source, p.lang, p.entities, p.terms, p.eng, count(*), sum(p.engagement)
-       FROM _dash_p p JOIN scores s ON s.source = p.source AND s.post_id = p.post_id
+       FROM _dash_p p JOIN _dash_s s ON s.source = p.source AND s.post_id = p.post_id
        WHERE s.label IS NOT NULL GROUP BY ALL""",
     """INSERT INTO dash_authors
-       SELECT day, source, lang, author_h, max(eng) FROM _dash_p WHERE author_h IS NOT NULL GROUP BY ALL""",
+       SELECT day, source, lang, author_id, max(eng) FROM _dash_p WHERE author_id IS NOT NULL GROUP BY ALL""",
     """INSERT INTO dash_entity_authors
-       SELECT day, source, lang, entities, author_h, max(eng) FROM _dash_p
-       WHERE author_h IS NOT NULL AND len(entities) > 0 GROUP BY ALL""",
+       SELECT day, source, lang, entities, author_id, max(eng) FROM _dash_p
+       WHERE author_id IS NOT NULL AND len(entities) > 0 GROUP BY ALL""",
+    """INSERT INTO dash_voices
+       SELECT '' AS model, day, source, lang, author_id, community, count(*), sum(engagement), 0, 0, 0
+       FROM _dash_p GROUP BY ALL""",
+    """INSERT INTO dash_voices
+       SELECT s.model, p.day, p.source, p.lang, p.author_id, p.community, count(*), 0,
+              count(*) FILTER (WHERE s.label = 'negative'), count(*) FILTER (WHERE s.label = 'neutral'),
+              count(*) FILTER (WHERE s.label = 'positive')
+       FROM _dash_p p JOIN _dash_s s ON s.source = p.source AND s.post_id = p.post_id
+       WHERE s.label IS NOT NULL GROUP BY ALL""",
 )
 
 
@@ -137,18 +189,29 @@ def refresh(con: duckdb.DuckDBPyConnection, *, full: bool = False) -> str:
     return mode
 
 
-def _rebuild(con: duckdb.DuckDBPyConnection) -> None:
-    for table in SUMMARY_TABLES:
-        con.execute(f"DELETE FROM {table}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _dash_p AS {_POSTS}")
+def _fill(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> None:
+    """Summarise the posts ``where`` selects (their days must have no summary rows left)."""
+    con.execute(_NEW_AUTHORS.format(where=where), params)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _dash_p AS {_POSTS.format(where=where)}", params)
+    con.execute(_SCORES.format(semi=_SEMI if where else ""))  # every score when every post is in scope
     for sql in _FILL:
         con.execute(sql)
+    dashboard_top.fill(con)
     con.execute("DROP TABLE _dash_p")
+    con.execute("DROP TABLE _dash_s")
+
+
+def _rebuild(con: duckdb.DuckDBPyConnection) -> None:
+    for table in (*SUMMARY_TABLES, "dash_author_ids"):
+        con.execute(f"DELETE FROM {table}")
+    _fill(con, "", [])
 
 
 def _incremental(con: duckdb.DuckDBPyConnection, state: tuple[Any, ...]) -> bool:
     """Recompute the days touched since the marks; False when the result disagrees with the file."""
     _, posts_mark, _, scores_mark = state
+    known = {m for (m,) in con.execute("SELECT DISTINCT model FROM dash_daily WHERE model <> ''").fetchall()}
+    new = sorted(set(dashboard_top.models(con)) - known)
     since_posts = "WHERE p.updated_at > ?" if posts_mark is not None else ""
     since_scores = "AND s.scored_at > ?" if scores_mark is not None else ""
     params = [v for v in (posts_mark, scores_mark) if v is not None]
@@ -164,17 +227,24 @@ def _incremental(con: duckdb.DuckDBPyConnection, state: tuple[Any, ...]) -> bool
         for table in SUMMARY_TABLES:
             con.execute(f"DELETE FROM {table} WHERE list_contains(?, day)", [days])
         # the created_at range lets DuckDB skip row groups; the list keeps exactly the touched days
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _dash_p AS SELECT * FROM ({_POSTS}
-                WHERE p.created_at >= make_timestamptz(?::BIGINT * 86400000000)
-                  AND p.created_at < make_timestamptz((?::BIGINT + 1) * 86400000000))
-                WHERE list_contains(?, day)""",
-            [low, high, days],
-        )
-        for sql in _FILL:
-            con.execute(sql)
-        con.execute("DROP TABLE _dash_p")
+        where = f"""WHERE p.created_at >= make_timestamptz(?::BIGINT * 86400000000)
+                      AND p.created_at < make_timestamptz((?::BIGINT + 1) * 86400000000)
+                      AND list_contains(?, {DAY_SQL.format(a='p')})"""
+        _fill(con, where, [low, high, days])
+    if new:  # a model seen for the first time: its ranked lists for every day
+        _lists(con, new)
     return _matches(con)
+
+
+def _lists(con: duckdb.DuckDBPyConnection, models: list[str]) -> None:
+    """The ranked lists of ``models`` for every day (:mod:`aimusic.store.dashboard_top`)."""
+    for table in dashboard_top.DAY_TABLES:
+        con.execute(f"DELETE FROM {table} WHERE list_contains(?, model)", [models])
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _dash_p AS {_POSTS.format(where='')}")
+    con.execute(_SCORES.format(semi=""))
+    dashboard_top.fill(con, models)
+    con.execute("DROP TABLE _dash_p")
+    con.execute("DROP TABLE _dash_s")
 
 
 def _matches(con: duckdb.DuckDBPyConnection) -> bool:

@@ -14,7 +14,8 @@ Adding a view takes one module and one line:
    ``aimusic.store.dashboard_queries.totals(facts_cursor, filters)`` over the in-memory facts copy, or its
    namesake in :mod:`aimusic.store.dashboard_daily` over the file's daily summary when that answers it,
    ``ctx.file(fn, ...)`` calls ``fn(read_only_connection, ...)`` on the database file, ``ctx.posts(fn, ...)``
-   calls a posts query of :mod:`aimusic.store.dashboard_posts` with both. The dashboard imports no database
+   calls a query of :mod:`aimusic.store.dashboard_posts` or :mod:`aimusic.store.dashboard_voices` on the file
+   with ``summary=`` whether its summary is current. The dashboard imports no database
    driver: put new SQL in a named function of ``aimusic/store/dashboard_queries.py`` (no Streamlit there, so
    it can be tested and benchmarked alone); use :mod:`aimusic.dashboard.charts` and
    :mod:`aimusic.dashboard.widgets` for charts, CSV downloads and messages.

@@ -11,6 +11,7 @@ from aimusic.dashboard.charts import SENTIMENT_COLORS
 from aimusic.dashboard.context import ViewContext
 from aimusic.dashboard.widgets import chart, download_frame, no_posts_in_filters
 from aimusic.store import dashboard_queries as q
+from aimusic.store import dashboard_voices
 
 TITLE = "Voices"
 TOP = 20
@@ -33,7 +34,7 @@ CSV_EXTRA = ["share_neutral", "scored", "negative", "neutral", "positive"]
 
 
 def _voices(ctx: ViewContext, by: str, order: str) -> None:
-    df: pd.DataFrame = ctx.facts(q.voices, ctx.filters, by, order, TOP)
+    df: pd.DataFrame = ctx.posts(dashboard_voices.voices, ctx.filters, ctx.model, by, order, TOP)
     if df.empty:
         st.caption(f"No {by} information in the posts under these filters.")
         return

@@ -1,0 +1,142 @@
+"""Voices from the database file: the most active (or most engaged) authors and communities with their sentiment
+mix, read from the summary table ``dash_voices`` (kept by :mod:`aimusic.store.dashboard_summary`) instead of one
+row per post. No Streamlit here.
+
+:func:`voices` returns exactly what :func:`aimusic.store.dashboard_queries.voices` returns over the in-memory facts
+copy (the tests compare them). The summary answers the date window, sources and languages
+(:func:`supported`); a tracked-term, entity or minimum-engagement filter is answered from the posts (joined with
+the model's scores), exact but slower on a large file.
+
+First argument ``con``: a read-only connection to the file; ``summary``: whether its summary is current
+(:func:`aimusic.store.dashboard_summary.is_current`); ``model`` is the sentiment model (``None``: no labels).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from aimusic.store.dashboard_daily import distinct_authors, max_author_id
+from aimusic.store.dashboard_queries import SENTIMENT_COUNTS, VOICE_KEYS, VOICE_ORDERS, day_number, with_sentiment
+from aimusic.store.queries import Filters, engagement_sql
+
+#: the first two ordering keys, and how a group compares with the page's last one (ties included)
+_AT_OR_ABOVE = {
+    "posts": "g.posts > c.posts OR (g.posts = c.posts AND g.engagement >= c.engagement)",
+    "engagement": "g.engagement > c.engagement OR (g.engagement = c.engagement AND g.posts >= c.posts)",
+}
+
+
+def supported(filters: Filters) -> bool:
+    """Whether ``dash_voices`` answers these filters exactly."""
+    return not (filters.search or filters.terms or filters.entities or int(filters.min_engagement or 0))
+
+
+def _where(filters: Filters) -> tuple[str, list[Any]]:
+    conditions: list[tuple[str, Any]] = [
+        ("v.day >= ?", day_number(filters.start) if filters.start else None),
+        ("v.day <= ?", day_number(filters.end) if filters.end else None),
+        ("list_contains(?, v.source)", list(filters.sources) or None),
+        ("list_contains(?, v.lang)", list(filters.langs) or None),
+    ]
+    used = [(sql, value) for sql, value in conditions if value is not None]
+    return " AND ".join(["TRUE", *(sql for sql, _ in used)]), [value for _, value in used]
+
+
+def _counts() -> str:
+    """Posts, engagement and the model's labels over ``dash_voices`` rows (``?`` x4: the model)."""
+    return """
+        coalesce(sum(v.posts) FILTER (WHERE v.model = ''), 0)::BIGINT AS posts,
+        coalesce(sum(v.engagement) FILTER (WHERE v.model = ''), 0)::BIGINT AS engagement,
+        coalesce(sum(v.posts) FILTER (WHERE v.model = ?), 0)::BIGINT AS scored,
+        coalesce(sum(v.negative) FILTER (WHERE v.model = ?), 0)::BIGINT AS negative,
+        coalesce(sum(v.neutral) FILTER (WHERE v.model = ?), 0)::BIGINT AS neutral,
+        coalesce(sum(v.positive) FILTER (WHERE v.model = ?), 0)::BIGINT AS positive"""
+
+
+def _labels() -> str:
+    """The model's label counts over ``dash_voices`` rows ``v`` of that model."""
+    return """sum(v.posts)::BIGINT AS scored, sum(v.negative)::BIGINT AS negative,
+               sum(v.neutral)::BIGINT AS neutral, sum(v.positive)::BIGINT AS positive"""
+
+
+def _top_authors(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, order: str, limit: int
+                 ) -> pd.DataFrame:
+    """Rank (source, author id) groups by their posts and engagement (the all-posts rows only); only the groups at
+    or above the page's last one (ties included) get their labels and names (which break the remaining ties)."""
+    where, params = _where(filters)
+    sql = f"""
+        WITH g AS MATERIALIZED (
+            SELECT v.source, v.author_id, sum(v.posts)::BIGINT AS posts, sum(v.engagement)::BIGINT AS engagement
+            FROM dash_voices v
+            WHERE v.model = '' AND v.author_id IS NOT NULL AND {where}
+            GROUP BY v.source, v.author_id),
+        c AS (SELECT posts, engagement FROM g ORDER BY {VOICE_ORDERS[order]} LIMIT 1 OFFSET ?),
+        s AS (SELECT g.* FROM g
+              WHERE NOT EXISTS (SELECT 1 FROM c) OR EXISTS (SELECT 1 FROM c WHERE {_AT_OR_ABOVE[order]})),
+        l AS (SELECT v.source, v.author_id, {_labels()} FROM dash_voices v
+              SEMI JOIN s ON s.source = v.source AND s.author_id = v.author_id
+              WHERE v.model = ? AND {where} GROUP BY ALL)
+        SELECT s.source, i.author AS author, 0 AS authors, s.engagement, s.posts,
+               coalesce(l.scored, 0) AS scored, coalesce(l.negative, 0) AS negative,
+               coalesce(l.neutral, 0) AS neutral, coalesce(l.positive, 0) AS positive
+        FROM s JOIN dash_author_ids i ON i.id = s.author_id
+        LEFT JOIN l ON l.source = s.source AND l.author_id = s.author_id
+        ORDER BY {VOICE_ORDERS[order]}, s.source, author LIMIT ?"""
+    return con.execute(sql, [*params, max(int(limit) - 1, 0), model, *params, int(limit)]).df()
+
+
+def _top_communities(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, order: str, limit: int
+                     ) -> pd.DataFrame:
+    """Rank (source, community) groups, then count the distinct authors of the page's groups only."""
+    where, params = _where(filters)
+    top = f"""
+        SELECT v.source, v.community, {_counts()}
+        FROM dash_voices v
+        WHERE (v.model = '' OR v.model = ?) AND v.community IS NOT NULL AND {where}
+        GROUP BY v.source, v.community ORDER BY {VOICE_ORDERS[order]}, v.source, v.community LIMIT ?"""
+    sql = f"""
+        WITH t AS ({top}),
+        a AS (SELECT v.source, v.community, {distinct_authors('v.author_id')} AS authors
+              FROM dash_voices v SEMI JOIN t ON t.source = v.source AND t.community = v.community
+              WHERE v.model = '' AND {where} GROUP BY ALL)
+        SELECT t.source, t.community, coalesce(a.authors, 0)::BIGINT AS authors, t.engagement, t.posts, t.scored,
+               t.negative, t.neutral, t.positive
+        FROM t LEFT JOIN a ON a.source = t.source AND a.community = t.community
+        ORDER BY {VOICE_ORDERS[order]}, t.source, t.community"""
+    return con.execute(sql, [*[model] * 4, model, *params, int(limit), max_author_id(con), *params]).df()
+
+
+def _from_posts(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, by: str, order: str,
+                limit: int) -> pd.DataFrame:
+    """The facts copy's query over the file's posts and the model's scores (filters the summary cannot answer)."""
+    key = VOICE_KEYS[by]
+    where, params = filters.where("p")
+    authors = "count(DISTINCT hash(p.author))" if by == "community" else "0"
+    sql = f"""
+        SELECT p.source, p.{key} AS {key}, {authors} AS authors, sum({engagement_sql('p')})::BIGINT AS engagement,
+               {SENTIMENT_COUNTS.format(a="s")}
+        FROM posts p LEFT JOIN scores s ON s.source = p.source AND s.post_id = p.post_id AND s.model = ?
+        WHERE {where} AND p.{key} IS NOT NULL
+        GROUP BY ALL ORDER BY {VOICE_ORDERS[order]}, p.source, {key} LIMIT ?"""
+    return con.execute(sql, [model, *params, int(limit)]).df()
+
+
+def voices(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, by: str = "author",
+           order: str = "posts", limit: int = 25, *, summary: bool = True) -> pd.DataFrame:
+    """:func:`aimusic.store.dashboard_queries.voices` from the file: from ``dash_voices`` when ``summary`` (the
+    summary is current) and :func:`supported`, else from the posts."""
+    if by not in VOICE_KEYS or order not in VOICE_ORDERS:
+        raise ValueError(f"unknown grouping {by!r} or order {order!r}")
+    if summary and supported(filters):
+        top = _top_authors if by == "author" else _top_communities
+        df = top(con, filters, model, order, limit)
+    else:
+        df = _from_posts(con, filters, model, by, order, limit)
+    df = df.astype({c: "int64" for c in ("authors", "engagement", "posts", "scored", "negative", "neutral",
+                                         "positive")})
+    if by == "author":
+        df = df.drop(columns=["authors"])
+    return with_sentiment(df.reset_index(drop=True))
