@@ -63,8 +63,10 @@ from sentiment.train_stance import TARGETS, choose_unclear, load_semeval
 log = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "stance_ft.npz"
-TRAIN_SETS = tuple(DATA_DIR / n for n in ("stance_train.tsv", "stance_dev_train.tsv", "debate_train.tsv"))
-HELDOUT_SETS = tuple(DATA_DIR / n for n in ("stance_eval.tsv", "stance_dev_heldout.tsv", "debate_heldout.tsv"))
+TRAIN_SETS = tuple(DATA_DIR / n for n in ("stance_train.tsv", "stance_dev_train.tsv", "debate_train.tsv",
+                                          "debate_train2.tsv"))
+HELDOUT_SETS = tuple(DATA_DIR / n for n in ("stance_eval.tsv", "stance_dev_heldout.tsv", "debate_heldout.tsv",
+                                            "debate_heldout2.tsv"))
 #: what the model reads for a post about AI music (the target half of the pair)
 AI_MUSIC_TARGET = "AI-generated music"
 SEP = " [SEP] "

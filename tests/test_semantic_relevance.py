@@ -372,8 +372,8 @@ def _tiny_encoder(out: Path) -> Path:
     from transformers import BertConfig, BertModel, BertTokenizer
 
     out.mkdir(parents=True)
-    words = sorted({w for t in ("a prompt made this song number my band's is out the day of month was good "
-                                "music ai http user").split() for w in t.split()})
+    sentence = "a prompt made this song number my band's is out the day of month was good music ai http user"
+    words = sorted(set(sentence.split(" ")))
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "@", "'", *words,
              *[f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"], *"abcdefghijklmnopqrstuvwxyz0123456789"]
     (out / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
@@ -410,7 +410,7 @@ def test_shipped_finetuned_stage_is_the_default_and_reproduces_its_figures(topic
     rf = RelevanceFilter(topics, semantic=stage)
     predicted = [d.relevant for d in rf.decide_many([e.text for e in rows], [e.community for e in rows])]
     both = binary_metrics([e.label == "relevant" for e in rows], predicted)
-    assert both["precision"] >= 0.95 and both["recall"] >= 0.68, both  # measured: 0.983 and 0.704 (head: 0.617)
+    assert both["precision"] >= 0.95 and both["recall"] >= 0.72, both  # measured: 0.984 and 0.765 (head: 0.617)
     recorded = next(v for k, v in stage.measured()["heldout"].items() if k.startswith("relevance_heldout.tsv"))
     assert abs(recorded["rules+semantic"]["recall"] - both["recall"]) < 0.02
     for text in ("A new AI model beats the benchmark on math problems", "Spotify pays artists almost nothing",
