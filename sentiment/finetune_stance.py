@@ -200,7 +200,8 @@ def train(
         "device": str(dev_), "training_seconds": round(loop.seconds, 1),
         "seconds": round(time.perf_counter() - started, 1),
         "reproduce": "python -m sentiment.finetune_stance --semeval ../shared/data/stance/semeval2016_stance.tsv "
-                     f"--epochs {recipe.epochs} --seed {recipe.seed} --semeval-weight {semeval_weight}",
+                     + "".join(f"--dev {p} " for p in dev or [])
+                     + f"--epochs {recipe.epochs} --seed {recipe.seed} --semeval-weight {semeval_weight}",
     })
     out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record

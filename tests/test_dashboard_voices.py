@@ -25,8 +25,9 @@ from aimusic.sources.demo import generate_table
 from aimusic.store import dashboard_posts as posts
 from aimusic.store import dashboard_queries as q
 from aimusic.store import dashboard_summary
+from aimusic.store import dashboard_top as top
 from aimusic.store import dashboard_voices as voices
-from aimusic.store.dashboard_facts import Facts, read_connection, read_version
+from aimusic.store.dashboard_facts import Facts, ensure_summary, read_connection, read_version
 from aimusic.store.db import Store
 from aimusic.store.queries import Filters
 from sentiment import load_scorer
@@ -107,6 +108,11 @@ def test_a_database_of_schema_10_migrates_and_rebuilds_its_summary(db: Path, tmp
         con.execute("DELETE FROM schema_migrations WHERE version = 11")
     old = tmp_path / "v10.duckdb"  # another file: this process has not migrated it yet
     shutil.copy(db, old)
+    with duckdb.connect(str(old), read_only=True) as con:  # its summary was current under schema 10
+        assert not dashboard_summary.is_current(con)  # ... which is not current for this release's readers
+    shutil.copy(old, tmp_path / "v10-dashboard.duckdb")
+    assert ensure_summary(tmp_path / "v10-dashboard.duckdb")  # the dashboard opening it first migrates it
+    same_voices(tmp_path / "v10-dashboard.duckdb")
     store = Store(old)
     with duckdb.connect(str(old), read_only=True) as con:
         assert con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0][0] == 11
@@ -152,6 +158,7 @@ def test_posts_pages_survive_stale_row_ids(db: Path) -> None:
         with read_connection(db) as con:
             for sort in ("newest", "most engaged", "most negative"):
                 for filters in (Filters(), Filters(start=END - timedelta(days=29), end=END)):
+                    assert top.page(con, filters, MODEL, sort, 20) is not None  # the lists answer, not a fallback
                     mine = posts.posts_page(con, filters, MODEL, sort, 20, summary=True)
                     theirs = posts.posts_page(con, filters, MODEL, sort, 20, facts.cursor())
                     assert len(mine) == 20

@@ -52,6 +52,7 @@ def test_forget_author_everywhere_and_block_reingest(tmp_path):
     assert store.upsert_posts(batch(("x", "9", "alice"), ("x", "10", "carol"))).new == 1
     assert "alice" not in store.query("SELECT list(author) AS a FROM posts")["a"][0]
     assert "alice" not in store.query("SELECT list(author) AS a FROM dash_author_ids")["a"][0]
+    assert store.refresh_summary() == "full"  # a takedown invalidates the summary: rebuilt without her posts
     takedowns = store.query("SELECT * FROM takedowns")
     assert "alice" not in takedowns.to_string()  # only a digest is kept
 

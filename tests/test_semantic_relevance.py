@@ -359,6 +359,11 @@ def test_finetuned_stage_trains_writes_thresholds_and_decides(topics, tmp_path, 
     assert stage.measured()["file_sha256"] == stage.sha256
     probs = stage.probabilities(["a prompt made this song", "", "   "])
     assert 0.0 <= probs[0] <= 1.0 and probs[1:] == [None, None]
+    from aimusic.debate import semantic
+
+    again = FinetunedRelevance(npz, encoder_dir=encoder)  # e.g. one filter per source: one model in the process
+    assert again.probabilities(["a prompt made this song"]) == probs[:1]
+    assert [k for k in semantic._MODELS if k[0] == stage.sha256] == [(stage.sha256, str(encoder))]
     rf = RelevanceFilter(topics, semantic=stage)
     decision = rf.decide("a prompt made this song")  # AI-ish and music-ish words, no tracked term: unsure
     assert decision.stage == "semantic" and decision.relevant == (decision.probability >= stage.threshold)
@@ -416,3 +421,26 @@ def test_shipped_finetuned_stage_is_the_default_and_reproduces_its_figures(topic
     for text in ("A new AI model beats the benchmark on math problems", "Spotify pays artists almost nothing",
                  "my band's new song is out on Friday", "Breaking Bad is the best show ever made"):
         assert not rf.check(text)[0], text
+
+
+def test_a_damaged_finetuned_file_falls_back_to_the_head_with_one_note(tmp_path, monkeypatch, caplog):
+    from aimusic.debate import semantic
+    from sentiment.finetuned import FORMAT, Adapter
+
+    bad = tmp_path / "relevance_ft.npz"
+    bad.write_bytes(b"version https://git-lfs.github.com/spec/v1\n")  # a Git LFS pointer, not the weights
+    monkeypatch.setattr(semantic, "FT_FILE", bad)
+    with caplog.at_level(logging.WARNING):
+        stage = semantic.load_semantic()
+    assert type(stage) is SemanticRelevance and stage.head_file == HEAD_FILE
+    assert "fine-tuned relevance model cannot be used" in caplog.text
+    bad.write_bytes(bad.read_bytes()[:10])  # truncated
+    assert type(semantic.load_semantic()) is SemanticRelevance
+    with pytest.raises(ScorerError, match="unreadable"):
+        semantic.FinetunedRelevance(bad)
+    # a relevance model file without its thresholds is refused with a clear message
+    meta = {"format": FORMAT, "task": "relevance", "classes": list(semantic.RELEVANCE_CLASSES)}
+    Adapter({}, {}, np.zeros((3, 4), np.float32), np.zeros(3, np.float32), meta).save(bad)
+    with pytest.raises(ScorerError, match="lacks its thresholds"):
+        semantic.FinetunedRelevance(bad)
+    assert type(semantic.load_semantic()) is SemanticRelevance

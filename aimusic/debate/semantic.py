@@ -28,6 +28,8 @@ import io
 import json
 import logging
 import re
+import threading
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,7 +172,7 @@ class RelevanceHead:
                 broad = float(data["threshold_broad"][0]) if "threshold_broad" in data.files else None
                 return cls(data["coef"].astype(np.float64), float(data["bias"][0]), float(data["threshold"][0]),
                            float(data["threshold_named"][0]), broad, hashlib.sha256(raw).hexdigest())
-        except (OSError, KeyError, ValueError, IndexError) as exc:
+        except (OSError, KeyError, ValueError, IndexError, EOFError, zipfile.BadZipFile) as exc:
             raise ScorerError(f"the relevance head {path} is missing or unreadable ({exc}); rebuild it with "
                               "`python -m aimusic.debate.train_relevance`") from None
 
@@ -242,37 +244,49 @@ class SemanticRelevance:
 class FinetunedRelevance(SemanticRelevance):
     """The second stage as a fine-tuned encoder (``relevance-ft@<12 hex of the file>``): P(relevant) from
     all-MiniLM-L6-v2 with the LoRA adapter of ``relevance_ft.npz`` merged in (built by
-    :mod:`aimusic.debate.train_relevance_ft`), thresholds from the file's metadata. The model loads on first use;
-    where it cannot, the stage reports itself unavailable like the head's encoder."""
+    :mod:`aimusic.debate.train_relevance_ft`), thresholds from the file's metadata.
+
+    Constructing one reads only the file's metadata (no torch); the model loads on first use, once per process
+    and file (shared by every filter, e.g. one per source in a monitoring run, and run by one thread at a time),
+    always in fp32 (the thresholds were chosen in fp32). Where it cannot load, the stage reports itself
+    unavailable like the head's encoder."""
 
     def __init__(self, weights: Path | None = None, *, encoder_dir: Path | None = None) -> None:
         from sentiment.base import ScorerError
-        from sentiment.finetuned import Adapter
 
         self.head_file = Path(weights) if weights else FT_FILE
-        adapter = Adapter.load(self.head_file)
-        meta = adapter.meta
+        meta, self.sha256 = _adapter_meta(self.head_file)
         if meta.get("task") != "relevance" or tuple(meta.get("classes", ())) != RELEVANCE_CLASSES:
             raise ScorerError(f"{self.head_file} is not a relevance model (task {meta.get('task')!r})")
-        self.threshold = float(meta["threshold"])
-        self.threshold_named = float(meta["threshold_named"])
-        broad = meta.get("threshold_broad")
-        self.threshold_broad = None if broad is None else float(broad)
-        self.sha256 = adapter.sha256
-        self.model_id = f"relevance-ft@{adapter.sha256[:12]}"
+        try:
+            self.threshold = float(meta["threshold"])
+            self.threshold_named = float(meta["threshold_named"])
+            broad = meta.get("threshold_broad")
+            self.threshold_broad = None if broad is None else float(broad)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ScorerError(f"{self.head_file} lacks its thresholds ({exc!r}); rebuild it with "
+                              "`python -m aimusic.debate.train_relevance_ft`") from None
+        self.model_id = f"relevance-ft@{self.sha256[:12]}"
         self.encoder_dir = encoder_dir
-        self._scorer: Any = None
         self._encode = None
         self.available = True
         self.note = None
         self.embedded = 0
 
     def _predict(self, texts: Sequence[str]) -> np.ndarray:
-        if self._scorer is None:
-            from sentiment.finetuned import MinilmFinetunedScorer
+        key = (self.sha256, str(self.encoder_dir or ""))
+        with _MODELS_LOCK:
+            entry = _MODELS.get(key)
+            if entry is None:
+                from sentiment.finetuned import MinilmFinetunedScorer
 
-            self._scorer = MinilmFinetunedScorer(self.head_file, encoder_dir=self.encoder_dir, task="relevance")
-        return self._scorer.predict_proba(list(texts))[:, RELEVANCE_CLASSES.index("relevant")]
+                scorer = MinilmFinetunedScorer(self.head_file, encoder_dir=self.encoder_dir, task="relevance",
+                                               precision="fp32")
+                entry = _MODELS[key] = (scorer, threading.Lock())
+        scorer, lock = entry
+        with lock:  # one text batch at a time per model: the tokenizer is not safe to share between threads
+            probs = scorer.predict_proba(list(texts))
+        return probs[:, RELEVANCE_CLASSES.index("relevant")]
 
     def measured(self) -> dict[str, Any]:
         try:
@@ -282,12 +296,38 @@ class FinetunedRelevance(SemanticRelevance):
         return provenance if provenance.get("file_sha256") == self.sha256 else {}
 
 
-def load_semantic(head_file: Path | None = None) -> SemanticRelevance | None:
-    """The shipped second stage (the fine-tuned model when its file is present, else the head), or the one in
-    ``head_file`` (either kind); ``None`` (with a logged note) when it is missing or unreadable."""
+#: fine-tuned relevance models loaded in this process, by (file sha256, encoder directory)
+_MODELS: dict[tuple[str, str], tuple[Any, threading.Lock]] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _adapter_meta(path: Path) -> tuple[dict[str, Any], str]:
+    """(metadata, sha256) of a fine-tuned model file, read with numpy alone."""
     from sentiment.base import ScorerError
 
-    path = head_file or (FT_FILE if FT_FILE.exists() else HEAD_FILE)
+    try:
+        raw = path.read_bytes()
+        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"].item()))
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ScorerError(f"the relevance model {path} is missing or unreadable ({exc}); rebuild it with "
+                          "`python -m aimusic.debate.train_relevance_ft`") from None
+    if not isinstance(meta, dict):
+        raise ScorerError(f"the relevance model {path} has no metadata")
+    return meta, hashlib.sha256(raw).hexdigest()
+
+
+def load_semantic(head_file: Path | None = None) -> SemanticRelevance | None:
+    """The shipped second stage (the fine-tuned model when its file is present and readable, else the head), or
+    the one in ``head_file`` (either kind); ``None`` (with a logged note) when it is missing or unreadable."""
+    from sentiment.base import ScorerError
+
+    if head_file is None and FT_FILE.exists():
+        try:
+            return FinetunedRelevance(FT_FILE)
+        except ScorerError as exc:
+            log.warning("the fine-tuned relevance model cannot be used (%s); trying the head", exc)
+    path = head_file or HEAD_FILE
     try:
         return FinetunedRelevance(path) if _is_adapter(path) else SemanticRelevance(path)
     except ScorerError as exc:
@@ -297,8 +337,6 @@ def load_semantic(head_file: Path | None = None) -> SemanticRelevance | None:
 
 def _is_adapter(path: Path) -> bool:
     """A fine-tuned model file (LoRA adapter) rather than a logistic-regression head."""
-    import zipfile
-
     try:
         with zipfile.ZipFile(path) as archive:
             return "meta.npy" in archive.namelist()

@@ -1,9 +1,14 @@
-"""Train the second relevance stage: ``python -m aimusic.debate.train_relevance [--negatives FILE ...]``.
+"""Train the relevance head (the second stage's logistic-regression model, used when the fine-tuned
+``relevance_ft.npz`` of :mod:`aimusic.debate.train_relevance_ft` is absent, and selectable):
+``python -m aimusic.debate.train_relevance [--negatives FILE ...]``. The shipped head was trained before
+``debate_train2.tsv`` existed; this command now trains on it too. The helpers below (training texts, thresholds,
+held-out measurement) are shared with the fine-tuned model's training.
 
 1. Training texts: ``tests/data/relevance_train.tsv`` (written for this stage: on-topic posts, many implicit,
    and hard near misses), the ``dev`` part of ``tests/data/relevance.tsv`` and the stance training files
    ``tests/data/stance_train.tsv`` and ``stance_dev_train.tsv`` (on-topic by construction) and
-   ``tests/data/debate_train.tsv`` (posts and near misses written to look like real ones); plus, from each
+   ``tests/data/debate_train.tsv`` and ``debate_train2.tsv`` (posts and near misses written to look like real
+   ones); plus, from each
    ``--negatives`` file (real texts about anything, e.g. ``../shared/data/sentiment/train.tsv``), every text
    with an AI-ish and a music-ish word stem and a seeded random sample of the rest, as off-topic. Optionally
    (``--broad-sample N``, default 0) also N texts with one of the two stems only; tried with 600: those tweets
@@ -20,7 +25,8 @@
    class (no tracked name, one of the two words only) at the stricter :data:`TARGET_PRECISION_BROAD` (none, and
    the class off, when no threshold reaches it). The rules' own decisions stand.
 5. Only then measure the held-out sets (never used above): ``tests/data/relevance_heldout.tsv`` (written after
-   and separately from the training file), ``tests/data/debate_heldout.tsv`` (its own writer), the ``heldout``
+   and separately from the training file), ``tests/data/debate_heldout.tsv`` (its own writer),
+   ``debate_heldout2.tsv`` (a writer who read no project file), the ``heldout``
    part of ``relevance.tsv``, and ``--dev`` files
    (e.g. realistic_dev.tsv: a development figure), rules alone and both stages (with the broad class and
    without it, as ``aimusic backfill`` runs), with the calibration error.

@@ -233,7 +233,8 @@ def top_keys_from_file(con: duckdb.DuckDBPyConnection, filters: Filters, model: 
 
 def _page_from_top(con: duckdb.DuckDBPyConnection, ranked: pd.DataFrame) -> pd.DataFrame:
     """The posts of a page picked from the ranked lists (:func:`aimusic.store.dashboard_top.page`), in its order,
-    with the labels it carries; found through their times (``posts_created`` index), not a scan of every id."""
+    with the labels it carries; found by the row ids the lists recorded (verified), else through their times
+    (``posts_created`` index), never a scan of every id."""
     if ranked.empty:
         return _labels(pd.DataFrame(columns=[c for c in POST_TABLE_COLUMNS if c not in ("sentiment", "confidence")]),
                        None, con, None)

@@ -147,10 +147,17 @@ def _state(con: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
     return tuple(rows[0]) if rows else None
 
 
+#: the schema version (:mod:`aimusic.store.schema`) whose summary tables this module reads and writes
+SUMMARY_SCHEMA = 11
+
+
 def is_current(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the summary covers every write the file holds (cheap: four aggregates and one row)."""
+    """Whether the summary covers every write the file holds (cheap: four aggregates and one row), in the tables
+    of :data:`SUMMARY_SCHEMA` (a file of an earlier release, opened read-only, is not current even when its own
+    summary was: it must be migrated first)."""
     try:
-        return _state(con) == tuple(_current(con))
+        version = con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0][0]
+        return version is not None and version >= SUMMARY_SCHEMA and _state(con) == tuple(_current(con))
     except duckdb.CatalogException:  # a database written before the summary existed (opened read-only)
         return False
 

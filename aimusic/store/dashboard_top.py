@@ -41,6 +41,8 @@ VALUES = {
 SENTIMENT = ("most negative", "most positive")
 ORDER = "value DESC, created_at DESC, source, post_id"
 
+#: part of migration 11 (:data:`aimusic.store.dashboard_summary.TABLES_11`): as released; a later change to these
+#: tables needs a new migration, not an edit here
 TABLES = (
     """CREATE TABLE dash_top (
         model VARCHAR NOT NULL, rank_by VARCHAR NOT NULL, day INTEGER NOT NULL, value DOUBLE NOT NULL,

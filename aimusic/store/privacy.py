@@ -88,8 +88,9 @@ def forget(
                     f'DELETE FROM "{table}" t USING _forget f WHERE t.source = f.source AND t.post_id = f.post_id'
                 ).fetchone()[0]
                 result.rows_by_table[table] = int(n)
-            if author is not None:  # the dashboard summary's author ids hold handles (it rebuilds on the next refresh)
+            if author is not None:  # the dashboard summary's author ids hold handles
                 con.execute("DELETE FROM dash_author_ids WHERE list_contains(?, author)", [sorted(handles)])
+            con.execute("DELETE FROM dash_state")  # the next summary refresh is a full build, without them
             for kind, src, value in takedowns:
                 con.execute(
                     "INSERT OR REPLACE INTO takedowns VALUES (?, coalesce(?, ''), ?, now())", [kind, src, value]
