@@ -61,6 +61,13 @@ BUILD_COMMAND = (
     "python -m sentiment.finetune --train ../shared/data/sentiment/train.tsv "
     "--val ../shared/data/sentiment/val.tsv --out sentiment/weights"
 )
+#: how to rebuild each task's fine-tuned file (the sentiment model's is :data:`BUILD_COMMAND`)
+RETRAIN = {
+    "sentiment": BUILD_COMMAND,
+    "stance": "python -m sentiment.finetune_stance --semeval ../shared/data/stance/semeval2016_stance.tsv",
+    "relevance": "python -m aimusic.debate.train_relevance_ft --negatives ../shared/data/sentiment/train.tsv "
+                 "--negatives ../shared/data/stance/semeval2016_stance.tsv",
+}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 #: ``auto``: fp32 (fp16 on a CUDA GPU); ``int8``: ONNX Runtime's dynamic quantisation, opt-in (see docs/models.md)
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
@@ -240,7 +247,7 @@ def check_encoder(adapter: Adapter, encoder_dir: Path) -> str:
         raise ScorerError(
             f"the fine-tuned weights were trained on another encoder (weights sha256 {expected[:12]}, "
             f"{adapter.meta.get('encoder', '?')}); {encoder_dir} has {actual[:12] or 'no weights file'}: "
-            f"retrain with `{BUILD_COMMAND}`"
+            f"retrain with `{RETRAIN.get(str(adapter.meta.get('task', 'sentiment')), BUILD_COMMAND)}`"
         )
     return actual
 
@@ -424,7 +431,8 @@ class MinilmFinetunedScorer(Scorer):
         suffix = "" if self.precision == "fp32" else f"+{self.precision}"
         self.model_id = f"minilm-ft@{self.adapter.sha256[:12]}{suffix}"
         self.provenance = read_provenance(path.with_suffix(".json"))
-        log.info("loaded %s on %s (%s)", self.model_id, self.runtime, self.device)
+        log.info("loaded %s%s on %s (%s)", self.model_id, "" if task == "sentiment" else f" ({task} model)",
+                 self.runtime, self.device)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
