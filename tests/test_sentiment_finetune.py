@@ -280,7 +280,7 @@ def test_stance_finetune_writes_a_target_aware_model_that_the_stance_scorer_load
     # a file trained against another copy of the encoder is refused until pinned to this one
     adapter.meta["encoder_weights_sha256"] = "0" * 64
     adapter.save(npz)
-    with pytest.raises(ScorerError, match="another encoder.*sentiment.finetune_stance"):
+    with pytest.raises(ScorerError, match=r"another encoder.*sentiment\.finetune_stance"):
         FinetunedStanceScorer(npz, encoder_dir=tiny_encoder)
     pinned = repin(npz, tiny_encoder)
     assert pinned.meta["trained_against_encoder_sha256"] == "0" * 64
