@@ -61,13 +61,8 @@ BUILD_COMMAND = (
     "python -m sentiment.finetune --train ../shared/data/sentiment/train.tsv "
     "--val ../shared/data/sentiment/val.tsv --out sentiment/weights"
 )
-#: how to rebuild each task's fine-tuned file (the sentiment model's is :data:`BUILD_COMMAND`)
-RETRAIN = {
-    "sentiment": BUILD_COMMAND,
-    "stance": "python -m sentiment.finetune_stance --semeval ../shared/data/stance/semeval2016_stance.tsv",
-    "relevance": "python -m aimusic.debate.train_relevance_ft --negatives ../shared/data/sentiment/train.tsv "
-                 "--negatives ../shared/data/stance/semeval2016_stance.tsv",
-}
+#: how to rebuild the fine-tuned file of each task other than sentiment (:data:`BUILD_COMMAND`); see docs/debate.md
+RETRAIN = {"stance": "python -m sentiment.finetune_stance", "relevance": "python -m aimusic.debate.train_relevance_ft"}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 #: ``auto``: fp32 (fp16 on a CUDA GPU); ``int8``: ONNX Runtime's dynamic quantisation, opt-in (see docs/models.md)
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
@@ -431,8 +426,7 @@ class MinilmFinetunedScorer(Scorer):
         suffix = "" if self.precision == "fp32" else f"+{self.precision}"
         self.model_id = f"minilm-ft@{self.adapter.sha256[:12]}{suffix}"
         self.provenance = read_provenance(path.with_suffix(".json"))
-        log.info("loaded %s%s on %s (%s)", self.model_id, "" if task == "sentiment" else f" ({task} model)",
-                 self.runtime, self.device)
+        log.info("loaded %s (%s) on %s (%s)", self.model_id, task, self.runtime, self.device)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
