@@ -26,6 +26,7 @@ from aimusic.store.dashboard_queries import (
     finish_compare,
     finish_rolling,
     finish_totals,
+    summary_where,
     with_sentiment,
 )
 from aimusic.store.dashboard_summary import DAY_SQL, ENGAGEMENT_CAP
@@ -40,18 +41,7 @@ def supported(filters: Filters) -> bool:
 def _where(filters: Filters, alias: str = "d") -> tuple[str, list[Any]]:
     """The filters over a summary table (``day``, ``source``, ``lang``, ``eng``, and ``entities``/``terms`` for
     ``dash_daily``)."""
-    a = alias
-    conditions: list[tuple[str, Any]] = [
-        (f"{a}.day >= ?", day_number(filters.start) if filters.start else None),
-        (f"{a}.day <= ?", day_number(filters.end) if filters.end else None),
-        (f"list_contains(?, {a}.source)", list(filters.sources) or None),
-        (f"list_contains(?, {a}.lang)", list(filters.langs) or None),
-        (f"len(list_intersect({a}.terms, ?)) > 0", list(filters.terms) or None),
-        (f"len(list_intersect({a}.entities, ?)) > 0", list(filters.entities) or None),
-        (f"{a}.eng >= ?", int(filters.min_engagement) or None),
-    ]
-    used = [(sql, value) for sql, value in conditions if value is not None]
-    return " AND ".join(["TRUE", *(sql for sql, _ in used)]), [value for _, value in used]
+    return summary_where(filters, alias)
 
 
 def _counts(a: str = "d") -> str:

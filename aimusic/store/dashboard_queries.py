@@ -56,6 +56,23 @@ def day_number(day: date) -> int:
     return (day - EPOCH).days
 
 
+def summary_where(filters: Filters, alias: str, engagement: str = "eng") -> tuple[str, list[Any]]:
+    """The filters over a summary table keyed by day number (``day``, ``source``, ``lang``; ``terms``,
+    ``entities`` and the ``engagement`` column where the filters use them): a SQL condition and its parameters."""
+    a = alias
+    conditions: list[tuple[str, Any]] = [
+        (f"{a}.day >= ?", day_number(filters.start) if filters.start else None),
+        (f"{a}.day <= ?", day_number(filters.end) if filters.end else None),
+        (f"list_contains(?, {a}.source)", list(filters.sources) or None),
+        (f"list_contains(?, {a}.lang)", list(filters.langs) or None),
+        (f"len(list_intersect({a}.terms, ?)) > 0", list(filters.terms) or None),
+        (f"len(list_intersect({a}.entities, ?)) > 0", list(filters.entities) or None),
+        (f"{a}.{engagement} >= ?", int(filters.min_engagement) or None),
+    ]
+    used = [(sql, value) for sql, value in conditions if value is not None]
+    return " AND ".join(["TRUE", *(sql for sql, _ in used)]), [value for _, value in used]
+
+
 def with_sentiment(df: pd.DataFrame) -> pd.DataFrame:
     """Add net sentiment, its 95% interval, the label shares and ``enough`` (scored >= MIN_SCORED)."""
     if df.empty:

@@ -18,7 +18,6 @@ same transaction (:mod:`aimusic.store.dashboard_summary`).
 
 from __future__ import annotations
 
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -113,22 +112,10 @@ def fill(con: duckdb.DuckDBPyConnection, only: list[str] | None = None) -> None:
 
 
 # --- reading -------------------------------------------------------------------------------------------------
-def _day(day: date) -> int:
-    return (day - date(1970, 1, 1)).days
-
-
 def _where(filters: Filters) -> tuple[str, list[Any]]:
-    conditions: list[tuple[str, Any]] = [
-        ("t.day >= ?", _day(filters.start) if filters.start else None),
-        ("t.day <= ?", _day(filters.end) if filters.end else None),
-        ("list_contains(?, t.source)", list(filters.sources) or None),
-        ("list_contains(?, t.lang)", list(filters.langs) or None),
-        ("len(list_intersect(t.terms, ?)) > 0", list(filters.terms) or None),
-        ("len(list_intersect(t.entities, ?)) > 0", list(filters.entities) or None),
-        ("t.engagement >= ?", int(filters.min_engagement) or None),
-    ]
-    used = [(sql, value) for sql, value in conditions if value is not None]
-    return " AND ".join(["TRUE", *(sql for sql, _ in used)]), [value for _, value in used]
+    from aimusic.store.dashboard_queries import summary_where  # here: dashboard_queries imports this module's importers
+
+    return summary_where(filters, "t", engagement="engagement")  # the lists keep each post's exact engagement
 
 
 def page(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, rank_by: str, limit: int,
@@ -137,6 +124,8 @@ def page(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, ra
     and ``post_rowid``: the post's row id when the list was made, a hint that :func:`page`'s caller verifies)
     of the first ``limit`` posts in ``rank_by`` order under ``filters`` (no text search; with the model's
     ``label`` only, when given), or ``None`` when the lists cannot tell them exactly (read the posts instead)."""
+    from aimusic.store.dashboard_queries import day_number  # here, like summary_where in _where
+
     if filters.search or model is None or limit <= 0 or rank_by not in VALUES:
         return None
     if not con.execute("SELECT count(*) FROM dash_daily WHERE model = ?", [model]).fetchall()[0][0]:
@@ -151,7 +140,7 @@ def page(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, ra
         [model, rank_by, *params, int(limit)],
     ).df()
     days = ["k.day >= ?" if filters.start else "TRUE", "k.day <= ?" if filters.end else "TRUE"]
-    dparams = [_day(d) for d in (filters.start, filters.end) if d]
+    dparams = [day_number(d) for d in (filters.start, filters.end) if d]
     if len(df) < limit:  # short: exact only when no day of the window was cut (and unscored posts cannot follow)
         if rank_by in SENTIMENT and not label:
             return None

@@ -19,7 +19,13 @@ import duckdb
 import pandas as pd
 
 from aimusic.store.dashboard_daily import distinct_authors, max_author_id
-from aimusic.store.dashboard_queries import SENTIMENT_COUNTS, VOICE_KEYS, VOICE_ORDERS, day_number, with_sentiment
+from aimusic.store.dashboard_queries import (
+    SENTIMENT_COUNTS,
+    VOICE_KEYS,
+    VOICE_ORDERS,
+    summary_where,
+    with_sentiment,
+)
 from aimusic.store.queries import Filters, engagement_sql
 
 #: the first two ordering keys, and how a group compares with the page's last one (ties included)
@@ -35,14 +41,7 @@ def supported(filters: Filters) -> bool:
 
 
 def _where(filters: Filters) -> tuple[str, list[Any]]:
-    conditions: list[tuple[str, Any]] = [
-        ("v.day >= ?", day_number(filters.start) if filters.start else None),
-        ("v.day <= ?", day_number(filters.end) if filters.end else None),
-        ("list_contains(?, v.source)", list(filters.sources) or None),
-        ("list_contains(?, v.lang)", list(filters.langs) or None),
-    ]
-    used = [(sql, value) for sql, value in conditions if value is not None]
-    return " AND ".join(["TRUE", *(sql for sql, _ in used)]), [value for _, value in used]
+    return summary_where(filters, "v")  # day, source and language only: see supported()
 
 
 def _counts() -> str:
