@@ -373,22 +373,12 @@ def test_finetuned_stage_trains_writes_thresholds_and_decides(topics, tmp_path, 
 
 
 def _tiny_encoder(out: Path) -> Path:
-    torch = pytest.importorskip("torch")
-    from transformers import BertConfig, BertModel, BertTokenizer
+    pytest.importorskip("torch")
+    from test_sentiment_finetune import build_tiny_bert
 
     out.mkdir(parents=True)
     sentence = "a prompt made this song number my band's is out the day of month was good music ai http user"
-    words = sorted(set(sentence.split(" ")))
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "@", "'", *words,
-             *[f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"], *"abcdefghijklmnopqrstuvwxyz0123456789"]
-    (out / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
-    tok = BertTokenizer(vocab_file=str(out / "vocab.txt"), do_lower_case=True, model_max_length=512)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=160, pad_token_id=0)
-    BertModel(config, add_pooling_layer=False).eval().save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return build_tiny_bert(out, sorted(set(sentence.split(" "))))
 
 
 def _stance_like(npz: Path, tmp_path: Path) -> Path:

@@ -41,11 +41,15 @@ WORDS = sorted({word for sentence in SENTENCES for word in sentence.split()})
 
 @pytest.fixture(scope="module")
 def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer BERT with hidden size 32 and a WordPiece tokenizer, saved like a packaged model."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), WORDS)
+
+
+def build_tiny_bert(out: Path, words: list[str]) -> Path:
+    """A 2-layer BERT with hidden size 32 and a WordPiece tokenizer of ``words`` (plus characters), saved in
+    ``out`` like a packaged model."""
     from transformers import BertConfig, BertModel, BertTokenizer
 
-    out = tmp_path_factory.mktemp("tiny-bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "@", "!", ".", ",", *WORDS,
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "@", "!", ".", ",", *words,
              *[f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"], *"abcdefghijklmnopqrstuvwxyz0123456789"]
     (out / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tok = BertTokenizer(vocab_file=str(out / "vocab.txt"), do_lower_case=True, model_max_length=512)
