@@ -244,14 +244,19 @@ def train(out: Path = HEAD_FILE, negatives: list[Path] | None = None, sample: in
     return provenance
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--negatives``, ``--sample`` and ``--dev``: the data options of both second-stage trainers."""
     parser.add_argument("--negatives", type=Path, action="append", default=[],
                         help="TSV of real texts about anything (label and text columns), used as off-topic")
     parser.add_argument("--sample", type=int, default=600, help="random texts taken from each --negatives file")
+    parser.add_argument("--dev", type=Path, action="append", default=[], help="extra labelled sets to measure only")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_arguments(parser)
     parser.add_argument("--broad-sample", type=int, default=0,
                         help="texts with one stem only (AI-ish or music-ish) taken from each --negatives file")
-    parser.add_argument("--dev", type=Path, action="append", default=[], help="extra labelled sets to measure only")
     parser.add_argument("--out", type=Path, default=HEAD_FILE)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -167,10 +167,7 @@ def train(out_dir: Path | None = None, negatives: list[Path] | None = None, samp
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--negatives", type=Path, action="append", default=[],
-                        help="TSV of real texts about anything (label and text columns), used as off-topic")
-    parser.add_argument("--sample", type=int, default=600, help="random texts taken from each --negatives file")
-    parser.add_argument("--dev", type=Path, action="append", default=[], help="extra labelled sets to measure only")
+    tr.add_data_arguments(parser)
     parser.add_argument("--folds", type=int, default=FOLDS, help="folds for the out-of-fold probabilities")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
