@@ -39,7 +39,6 @@ import numpy as np
 import torch
 
 from aimusic.core.config import PROJECT_ROOT
-from aimusic.debate.labelled import DATA_DIR
 from aimusic.debate.training import file_record, softmax, temperature
 from sentiment.base import ScorerError
 from sentiment.finetuned import (
@@ -56,17 +55,13 @@ from sentiment.finetuned import (
 )
 from sentiment.head import prepare as fit_tokens
 from sentiment.lora_training import Recipe, inject_lora, resolve_device, train_loop
-from sentiment.stance import STANCE_LABELS, UNCLEAR, prepare, read_provenance
+from sentiment.stance import STANCE_LABELS, prepare, read_provenance
 from sentiment.train_head import stratified_split
-from sentiment.train_stance import TARGETS, choose_unclear, load_semeval
+from sentiment.train_stance import HELDOUT_SETS, TARGETS, TRAIN_SETS, choose_unclear, figures, load_semeval
 
 log = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "stance_ft.npz"
-TRAIN_SETS = tuple(DATA_DIR / n for n in ("stance_train.tsv", "stance_dev_train.tsv", "debate_train.tsv",
-                                          "debate_train2.tsv"))
-HELDOUT_SETS = tuple(DATA_DIR / n for n in ("stance_eval.tsv", "stance_dev_heldout.tsv", "debate_heldout.tsv",
-                                            "debate_heldout2.tsv"))
 #: what the model reads for a post about AI music (the target half of the pair)
 AI_MUSIC_TARGET = "AI-generated music"
 SEP = " [SEP] "
@@ -94,24 +89,6 @@ def _project_rows(paths: tuple[Path, ...] | list[Path]) -> tuple[list[str], list
         labels += data.labels
         records.append(file_record(path, PROJECT_ROOT, n=len(data)))
     return texts, labels, records
-
-
-def figures(probs: np.ndarray, labels: list[str], unclear_below: float) -> dict[str, Any]:
-    from sentiment.evaluate import expected_calibration_error, metrics
-
-    forced = [STANCE_LABELS[i] for i in probs.argmax(axis=1)]
-    m = metrics(labels, forced, STANCE_LABELS)
-    confident = probs.max(axis=1) >= unclear_below
-    kept = np.flatnonzero(confident)
-    sure = metrics([labels[i] for i in kept], [forced[i] for i in kept], STANCE_LABELS) if len(kept) else None
-    return {
-        "n": len(labels), "macro_recall": round(m["macro_recall"], 4), "accuracy": round(m["accuracy"], 4),
-        "ece": round(expected_calibration_error(probs, [STANCE_LABELS.index(lab) for lab in labels]), 4),
-        "recall": {k: round(v, 4) for k, v in m["recall"].items()}, "confusion": m["confusion"],
-        "labels": list(STANCE_LABELS), f"share_{UNCLEAR}": round(1 - float(confident.mean()), 4),
-        "macro_recall_when_not_unclear": round(sure["macro_recall"], 4) if sure else None,
-        "pro_anti_confusions": int(m["confusion"][0][2] + m["confusion"][2][0]),
-    }
 
 
 def train(

@@ -5,7 +5,9 @@ position the author takes on AI music. Scorers share the sentiment :class:`~sent
 (empty texts and unsupported languages are marked, never fed to the model; ``model_id`` is stored with every
 row) and are chosen by name from :data:`REGISTRY`:
 
-- ``minilm-ft`` (default, offline): the encoder fine-tuned end to end on target/text pairs
+- ``ensemble`` (default, offline): the mean of the two models below (:mod:`sentiment.stance_ens`), whose
+  figures are in ``sentiment/weights/stance_ens.json``.
+- ``minilm-ft`` (offline): the encoder fine-tuned end to end on target/text pairs
   (:mod:`sentiment.stance_ft`, built by :mod:`sentiment.finetune_stance`; ``sentiment/weights/stance_ft.npz``),
   temperature-calibrated, with its own ``unclear`` threshold.
 - ``minilm`` (offline): all-MiniLM-L6-v2 embeddings (the shared encoder, :func:`encode`) and a
@@ -99,12 +101,17 @@ class StanceScorer(Scorer):
                 status[i] = "language"
         todo = [i for i in range(n) if status[i] == "scored"]
         if todo:
-            probs[todo] = self.predict_embeddings(np.asarray(embeddings)[todo])
+            probs[todo] = self.predict_with_embeddings([texts[i] for i in todo], np.asarray(embeddings)[todo])
         labels = [self.label_of(probs[i]) if status[i] == "scored" else None for i in range(n)]
         return _mark_unclear(ScoreBatch(labels=labels, probs=probs, status=status))
 
     def predict_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not read embeddings")
+
+    def predict_with_embeddings(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
+        """Probabilities of texts whose shared-encoder embeddings are at hand (default: from the embeddings alone;
+        a model that reads both overrides this)."""
+        return self.predict_embeddings(embeddings)
 
     def measured(self) -> dict[str, Any]:
         """What is known of this model's quality (``macro_recall`` on the held-out set, when measured)."""
@@ -214,6 +221,9 @@ def head_model_id(head_sha256: str) -> str:
 def measured_for(model_id: str, path: Path | None = None) -> dict[str, Any]:
     """The held-out figures recorded for ``model_id`` by the training script (empty if it was not measured).
     Reads only the provenance file (``path``, default: the shipped model's): no model is loaded."""
+    if model_id.startswith("stance-ens@"):  # the ensemble (sentiment.stance_ens): figures keyed by its model id
+        provenance = read_provenance(path or WEIGHTS_DIR / "stance_ens.json")
+        return dict(provenance.get("heldout", {})) if provenance.get("model_id") == model_id else {}
     if model_id.startswith("stance-ft@"):  # the fine-tuned model (sentiment.stance_ft): its own provenance file
         provenance = read_provenance(path or WEIGHTS_DIR / "stance_ft.json")
         same = str(provenance.get("file_sha256", ""))[:12] == model_id.removeprefix("stance-ft@")[:12]
@@ -325,6 +335,12 @@ def _finetuned(arg: str | None) -> StanceScorer:
     return FinetunedStanceScorer(arg)
 
 
+def _ensemble(arg: str | None) -> StanceScorer:
+    from sentiment.stance_ens import EnsembleStanceScorer
+
+    return EnsembleStanceScorer.from_argument(arg)
+
+
 def _nli(arg: str | None) -> StanceScorer:
     if not arg:
         raise ScorerError("name the NLI model: nli:<hub id or local dir>[@revision]")
@@ -333,8 +349,10 @@ def _nli(arg: str | None) -> StanceScorer:
 
 
 #: family name -> factory(argument or None)
-REGISTRY: dict[str, Callable[[str | None], StanceScorer]] = {"minilm": _minilm, "minilm-ft": _finetuned, "nli": _nli}
-DEFAULT_STANCE = "minilm-ft"
+REGISTRY: dict[str, Callable[[str | None], StanceScorer]] = {
+    "ensemble": _ensemble, "minilm": _minilm, "minilm-ft": _finetuned, "nli": _nli,
+}
+DEFAULT_STANCE = "ensemble"
 
 
 def load_stance(name: str | None = None) -> StanceScorer:

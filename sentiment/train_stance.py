@@ -1,10 +1,11 @@
 """Train the offline stance head: ``python -m sentiment.train_stance [--semeval FILE] [--dev FILE]``.
 
-1. Training rows: the project's stance sentences (``tests/data/stance_train.tsv`` and
-   ``tests/data/stance_dev_train.tsv``, written to mimic how people argue about AI music: sarcasm, questions,
-   quote posts, mixed posts, tool users complaining about one output, artists defending tools, fans of AI
-   acts, news with no side), and, target-aware, SemEval-2016 Task 6 tweets (``--semeval``, its train and val
-   splits) about five other targets, so the model also learns what taking a side looks like elsewhere.
+1. Training rows: the project's stance sentences (:data:`TRAIN_SETS`, the fine-tuned model's files too:
+   ``stance_train.tsv``, ``stance_dev_train.tsv``, ``debate_train.tsv``, ``debate_train2.tsv``, written to
+   mimic how people argue about AI music: sarcasm, questions, quote posts, mixed posts, tool users complaining
+   about one output, artists defending tools, fans of AI acts, news with no side), and, target-aware,
+   SemEval-2016 Task 6 tweets (``--semeval``, its train and val splits) about five other targets, so the model
+   also learns what taking a side looks like elsewhere.
 2. Features, target-aware: the text's embedding ``e`` (shared encoder), ``e * t`` (elementwise, ``t`` the
    embedding of the target's description, scaled) and a one-hot of the target (its own intercept). For AI music
    the target is fixed, so the fitted model folds into a plain linear head on ``e`` (what ships).
@@ -14,9 +15,10 @@
    lowest calibrated confidence at which the out-of-fold predictions at or above it are right at least
    :data:`CONFIDENT_ACCURACY` of the time (posts below it are stored as ``unclear``).
 5. Fit on everything, fold target and temperature into the head, write ``sentiment/weights/stance_head.npz``.
-6. Only then measure the held-out sets, never used above: ``tests/data/stance_eval.tsv`` (written for the
-   project), ``tests/data/stance_dev_heldout.tsv`` (written after and separately from the training files),
-   ``--dev`` files (e.g. ``realistic_dev.tsv``'s stance column: a development figure), and SemEval's test split.
+6. Only then measure the held-out sets, never used above: :data:`HELDOUT_SETS` (``stance_eval.tsv``,
+   ``stance_dev_heldout.tsv``, ``debate_heldout.tsv``, ``debate_heldout2.tsv``: written for the project apart
+   from the training files; the fine-tuned model reports the same sets), ``--dev`` files (e.g.
+   ``realistic_dev.tsv``'s stance column: a development figure), and SemEval's test split.
 """
 
 from __future__ import annotations
@@ -39,9 +41,12 @@ from sentiment.stance import HEAD_FILE, STANCE_LABELS, UNCLEAR, StanceHead, prep
 
 log = logging.getLogger(__name__)
 
-TRAIN_SETS = (DATA_DIR / "stance_train.tsv", DATA_DIR / "stance_dev_train.tsv")
-EVAL_SET = DATA_DIR / "stance_eval.tsv"
-HELDOUT_SET = DATA_DIR / "stance_dev_heldout.tsv"
+#: the project's stance training files (both offline stance models train on them)
+TRAIN_SETS = tuple(DATA_DIR / n for n in ("stance_train.tsv", "stance_dev_train.tsv", "debate_train.tsv",
+                                          "debate_train2.tsv"))
+#: written for the project apart from the training files; measured only
+HELDOUT_SETS = tuple(DATA_DIR / n for n in ("stance_eval.tsv", "stance_dev_heldout.tsv", "debate_heldout.tsv",
+                                            "debate_heldout2.tsv"))
 C_GRID = (1.0, 3.0, 10.0)
 SEMEVAL_WEIGHTS = (0.0, 0.25, 1.0)
 CONFIDENT_ACCURACY = 0.85
@@ -91,7 +96,7 @@ def load_semeval(path: Path) -> dict[str, tuple[list[str], list[str], list[str]]
     return out
 
 
-def _rows(paths: tuple[Path, ...] | list[Path]) -> tuple[list[str], list[str]]:
+def read_rows(paths: tuple[Path, ...] | list[Path]) -> tuple[list[str], list[str]]:
     from sentiment.evaluate import read_tsv
 
     texts: list[str] = []
@@ -139,25 +144,29 @@ def choose_unclear(probs: np.ndarray, y_index: np.ndarray) -> float:
     return 0.0
 
 
-def stance_figures(head: StanceHead, texts: list[str], labels: list[str]) -> dict[str, Any]:
-    """Forced (argmax) macro recall and ECE of the calibrated probabilities, plus what ``unclear`` changes."""
+def figures(probs: np.ndarray, labels: list[str], unclear_below: float) -> dict[str, Any]:
+    """Forced (argmax) macro recall and ECE of calibrated probabilities (anti, neutral, pro), plus what
+    ``unclear`` (confidence below ``unclear_below``) changes."""
     from sentiment.evaluate import expected_calibration_error, metrics
 
-    probs = head.predict_proba(embed_cached([prepare(t) for t in texts]))
     forced = [STANCE_LABELS[i] for i in probs.argmax(axis=1)]
     m = metrics(labels, forced, STANCE_LABELS)
-    confident = probs.max(axis=1) >= head.unclear_below
-    kept = [i for i in range(len(texts)) if confident[i]]
-    sure = metrics([labels[i] for i in kept], [forced[i] for i in kept], STANCE_LABELS) if kept else None
+    confident = probs.max(axis=1) >= unclear_below
+    kept = np.flatnonzero(confident)
+    sure = metrics([labels[i] for i in kept], [forced[i] for i in kept], STANCE_LABELS) if len(kept) else None
     return {
-        "n": len(texts), "macro_recall": round(m["macro_recall"], 4), "accuracy": round(m["accuracy"], 4),
+        "n": len(labels), "macro_recall": round(m["macro_recall"], 4), "accuracy": round(m["accuracy"], 4),
         "ece": round(expected_calibration_error(probs, [STANCE_LABELS.index(lab) for lab in labels]), 4),
         "recall": {k: round(v, 4) for k, v in m["recall"].items()}, "confusion": m["confusion"],
-        "labels": list(STANCE_LABELS),
-        f"share_{UNCLEAR}": round(1 - float(confident.mean()), 4),
+        "labels": list(STANCE_LABELS), f"share_{UNCLEAR}": round(1 - float(confident.mean()), 4),
         "macro_recall_when_not_unclear": round(sure["macro_recall"], 4) if sure else None,
         "pro_anti_confusions": int(m["confusion"][0][2] + m["confusion"][2][0]),
     }
+
+
+def stance_figures(head: StanceHead, texts: list[str], labels: list[str]) -> dict[str, Any]:
+    """:func:`figures` of the head on these texts."""
+    return figures(head.predict_proba(embed_cached([prepare(t) for t in texts])), labels, head.unclear_below)
 
 
 def train(out: Path = HEAD_FILE, semeval: Path | None = None, dev: list[Path] | None = None) -> dict[str, Any]:
@@ -167,7 +176,7 @@ def train(out: Path = HEAD_FILE, semeval: Path | None = None, dev: list[Path] | 
     from sentiment.embedding import encode, encoder_version
 
     target_vectors = dict(zip(ORDER, encode(list(TARGETS.values())).astype(np.float64), strict=True))
-    texts, labels = _rows(TRAIN_SETS)
+    texts, labels = read_rows(TRAIN_SETS)
     xp = features(embed_cached([prepare(t) for t in texts]), ["ai music"] * len(texts), target_vectors)
     yp = np.array(labels)
     splits = load_semeval(semeval) if semeval else {}
@@ -213,15 +222,15 @@ def train(out: Path = HEAD_FILE, semeval: Path | None = None, dev: list[Path] | 
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     measured: dict[str, Any] = {}
-    for path, what in ((EVAL_SET, "sentences written for the project"),
-                       (HELDOUT_SET, "sentences written for the project after and apart from the training files")):
-        t, lab = _rows([path])
-        measured[path.name] = {"data": what, **stance_figures(head, t, lab)}
-    t, lab = _rows([EVAL_SET, HELDOUT_SET])
-    combined = {"data": f"sentences written for the project ({EVAL_SET.name} + {HELDOUT_SET.name})",
-                **stance_figures(head, t, lab)}
+    for path in HELDOUT_SETS:
+        t, lab = read_rows([path])
+        measured[path.name] = {"data": "sentences written for the project apart from the training files",
+                               **stance_figures(head, t, lab)}
+    t, lab = read_rows(HELDOUT_SETS)
+    combined = {"data": f"sentences written for the project apart from the training files "
+                        f"({' + '.join(p.name for p in HELDOUT_SETS)})", **stance_figures(head, t, lab)}
     for path in dev or []:
-        t, lab = _rows([path])
+        t, lab = read_rows([path])
         measured[path.name] = {"data": "development set (reworded real posts), never tuned on",
                                **stance_figures(head, t, lab)}
     provenance["heldout"] = {**combined, "sets": measured}

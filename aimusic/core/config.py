@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     )
     stance_model: str | None = Field(
         default=None, alias="AIMUSIC_STANCE_MODEL",
-        description="stance scorer name: minilm-ft (default), minilm or nli:<hub id>",
+        description="stance scorer name: ensemble (default: minilm-ft and minilm averaged), minilm-ft, minilm or "
+        "nli:<hub id>",
     )
     multilingual_model: str | None = Field(
         default=None, alias="AIMUSIC_MULTILINGUAL_MODEL",
