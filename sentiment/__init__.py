@@ -7,6 +7,8 @@ Names (``--model`` or ``AIMUSIC_MODEL``):
 - ``minilm`` (also ``minilm-head``): all-MiniLM-L6-v2 embeddings + the project's logistic head (the offline
   default before ``minilm-ft``, which fine-tunes the encoder itself);
 - ``minilm-ft[:<npz>]``: all-MiniLM-L6-v2 fine-tuned on tweets (LoRA merged at load), :mod:`sentiment.finetuned`;
+- ``minilm-debate[:<json>]`` (offline default): ``minilm-ft`` read together with the post's stance for posts
+  about AI music, :mod:`sentiment.debate_context`;
 - ``vader``: the lexicon baseline, fastest, for huge backfills;
 - ``custom:<task>-v<N>``: a head trained on the user's own labels by ``aimusic train`` (:mod:`sentiment.custom`).
 
@@ -49,6 +51,12 @@ def _minilm_ft(arg: str | None) -> Scorer:
     return MinilmFinetunedScorer(arg or None)
 
 
+def _minilm_debate(arg: str | None) -> Scorer:
+    from sentiment.debate_context import DebateContextScorer
+
+    return DebateContextScorer(arg or None)
+
+
 def _transformer(arg: str | None) -> Scorer:
     from sentiment.transformer import DEFAULT_MODEL, MULTILINGUAL_MODELS, TransformerScorer, parse_name
 
@@ -89,6 +97,7 @@ REGISTRY: dict[str, Callable[[str | None], Scorer]] = {
     "minilm": _minilm,
     "minilm-head": _minilm,
     "minilm-ft": _minilm_ft,
+    "minilm-debate": _minilm_debate,
     "transformer": _transformer,
     "custom": _custom,
 }
@@ -96,6 +105,7 @@ REGISTRY: dict[str, Callable[[str | None], Scorer]] = {
 #: what ``aimusic run`` tries when no model is named, best first; the first that loads is used
 DEFAULT_CHAIN: list[str] = [
     "transformer:cardiffnlp/twitter-roberta-base-sentiment-latest",
+    "minilm-debate",
     "minilm-ft",
     "minilm",
     "vader",

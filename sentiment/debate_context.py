@@ -1,0 +1,264 @@
+"""``minilm-debate``: the tweet sentiment model, read together with the post's stance for posts about AI music.
+
+On posts about AI music, tone and position go together far more than on tweets at large: in the project's
+written training posts (``debate_train.tsv`` and ``debate_train2.tsv``, on-topic rows) 73% of the negative
+posts are against AI music and 82% of the positive ones for it. A tweet model alone misses that: a calm post
+that takes a clear side often reads as neutral to it. This scorer combines two
+calibrated posteriors, the sentiment of ``minilm-ft`` and the stance of the ``minilm`` stance head (frozen
+shared encoder; its embeddings are cached and reused by the signals step of the same run), as a product of
+experts under the co-occurrence of sentiment and stance labels in those training posts::
+
+    P(sentiment, stance | post) ~ P_sentiment(s | post) * P_stance(t | post) * P(s, t) / (P(s) P(t))
+
+and returns the sentiment marginal. Nothing is tuned: the ratio is counted from the training posts (add-one
+smoothing), with no weight or threshold chosen on any evaluated set.
+
+Only posts **about AI music** are read this way (the project's relevance filter, rules and second stage, on
+the default topics file): the co-occurrence is that debate's, not tweets' (applied to every tweet of val.tsv it
+costs 0.015 macro recall). Other texts get ``minilm-ft``'s probabilities unchanged. The monitor stores only
+posts the same filter kept, so its scoring step (:func:`aimusic.pipeline.collect.score_posts`) uses
+:meth:`DebateContextScorer.on_topic`: every stored post is read with its stance, without a second relevance
+check; the shared encoder's embeddings it computes are cached and reused by the signals step of the run.
+
+``python -m sentiment.debate_context [--dev FILE]`` counts the co-occurrence and measures this scorer and
+``minilm-ft`` on the same rows (val.tsv and the held-out debate sets), writing
+``sentiment/weights/debate_context.json``, which the scorer reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentiment.base import LABELS, Scorer, ScorerError
+from sentiment.head import WEIGHTS_DIR
+
+log = logging.getLogger(__name__)
+
+CONTEXT_FILE = WEIGHTS_DIR / "debate_context.json"
+BUILD_COMMAND = "python -m sentiment.debate_context --dev ../shared/data/debate/realistic_dev.tsv"
+
+
+def cooccurrence_ratio(counts: np.ndarray) -> np.ndarray:
+    """``P(s, t) / (P(s) P(t))`` from a (sentiment x stance) count matrix, add-one smoothed."""
+    joint = (np.asarray(counts, np.float64) + 1.0) / (np.asarray(counts, np.float64) + 1.0).sum()
+    return joint / (joint.sum(axis=1, keepdims=True) * joint.sum(axis=0, keepdims=True))
+
+
+def combine(sentiment: np.ndarray, stance: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """Sentiment marginal of the product of experts (rows: posts; columns in LABELS / STANCE_LABELS order)."""
+    joint = sentiment[:, :, None] * stance[:, None, :] * ratio[None, :, :]
+    marginal = joint.sum(axis=2)
+    return marginal / marginal.sum(axis=1, keepdims=True)
+
+
+def read_context(path: Path = CONTEXT_FILE) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        counts = np.asarray(record["counts"], np.float64)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ScorerError(f"the debate context {path} is missing or unreadable ({exc}); build it with "
+                          f"`{BUILD_COMMAND}`") from None
+    if counts.shape != (len(LABELS), 3):
+        raise ScorerError(f"{path}: counts must be a 3x3 matrix (sentiment x stance), got {counts.shape}")
+    return record
+
+
+class DebateContextScorer(Scorer):
+    """``minilm-debate@<12 hex>``: id of the sentiment model, the stance head, the counts and the relevance gate."""
+
+    languages = frozenset({"en"})
+
+    def __init__(self, context_file: Path | str | None = None, *, base: Scorer | None = None,
+                 stance: Any | None = None, gate: Any | None = None) -> None:
+        from sentiment.finetuned import MinilmFinetunedScorer
+        from sentiment.stance import MinilmStanceScorer
+
+        path = Path(context_file) if context_file else CONTEXT_FILE
+        self.record = read_context(path)
+        self.ratio = cooccurrence_ratio(np.asarray(self.record["counts"]))
+        self.base = base or MinilmFinetunedScorer()
+        self.stance = stance or MinilmStanceScorer()
+        self.gate = gate if gate is not None else _default_gate()
+        gate_id = getattr(self.gate, "model_id", type(self.gate).__name__)
+        parts = "|".join([self.base.model_id, self.stance.model_id, json.dumps(self.record["counts"]), gate_id])
+        self.model_id = f"minilm-debate@{hashlib.sha256(parts.encode()).hexdigest()[:12]}"
+        self.provenance = self.record
+
+    def on_topic(self) -> DebateContextScorer:
+        """The same model for posts known to be about AI music: every text is read with its stance."""
+        twin = copy.copy(self)
+        twin.gate = _AllOnTopic()
+        return twin
+
+    def about_ai_music(self, texts: Sequence[str]) -> np.ndarray:
+        """Which texts the relevance filter keeps (rules and second stage)."""
+        return np.array([d.relevant for d in self.gate.decide_many(list(texts))], dtype=bool)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, len(LABELS)))
+        probs = np.array(self.base.predict_proba(texts), dtype=np.float64)
+        on = np.flatnonzero(self.about_ai_music(texts))
+        if len(on):
+            stance = self.stance.predict_proba([texts[i] for i in on])
+            probs[on] = combine(probs[on], stance, self.ratio)
+        return probs
+
+
+class _Gate:
+    """The project's relevance filter on the default topics file (rules, then the second stage)."""
+
+    def __init__(self) -> None:
+        from aimusic.core.config import DEFAULT_TOPICS
+        from aimusic.core.topics import load_topics
+        from aimusic.debate.relevance import RelevanceFilter
+
+        self.filter = RelevanceFilter(load_topics(DEFAULT_TOPICS), broad=False)
+        stage = self.filter.stage_two
+        topics_sha = hashlib.sha256(DEFAULT_TOPICS.read_bytes()).hexdigest()[:12]
+        self.model_id = f"topics@{topics_sha}+{getattr(stage, 'model_id', 'rules-only')}"
+
+    def decide_many(self, texts: list[str]) -> list[Any]:
+        return self.filter.decide_many(texts)
+
+
+class _AllOnTopic:
+    """The gate of :meth:`DebateContextScorer.on_topic`: every text is about AI music."""
+
+    def decide_many(self, texts: list[str]) -> list[Any]:
+        from aimusic.debate.relevance import Decision
+
+        return [Decision(True, [], "known")] * len(texts)
+
+
+def _default_gate() -> _Gate:
+    return _Gate()
+
+
+# --- building and measuring the context file ---------------------------------------------------------------
+
+
+def count_pairs(paths: Sequence[Path]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """(sentiment x stance) counts over the on-topic rows that carry both labels."""
+    import csv
+
+    from aimusic.core.config import PROJECT_ROOT
+    from aimusic.debate.training import file_record
+    from sentiment.evaluate import normalize_label
+    from sentiment.stance import STANCE_LABELS
+
+    counts = np.zeros((len(LABELS), len(STANCE_LABELS)), np.int64)
+    records = []
+    for path in paths:
+        n = 0
+        with path.open(encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+                s, t = normalize_label("sentiment", row.get("sentiment") or ""), normalize_label(
+                    "stance", row.get("stance") or "")
+                if row.get("relevant", "1").strip() == "1" and s and t:
+                    counts[LABELS.index(s), STANCE_LABELS.index(t)] += 1
+                    n += 1
+        records.append(file_record(path, PROJECT_ROOT, n=n))
+    return counts, records
+
+
+def _rows(path: Path) -> tuple[list[str], list[str], list[bool]]:
+    """(texts, sentiment labels, on topic) of a labelled file; ``relevant`` decides on topic when present."""
+    import csv
+
+    from sentiment.evaluate import normalize_label
+
+    texts, labels, on_topic = [], [], []
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+            label = normalize_label("sentiment", row.get("sentiment") or row.get("label") or "")
+            if label and (row.get("text") or "").strip():
+                texts.append(row["text"].replace("\\n", "\n"))
+                labels.append(label)
+                on_topic.append((row.get("relevant") or "1").strip() == "1")
+    return texts, labels, on_topic
+
+
+def measure(scorer: DebateContextScorer, paths: Sequence[Path], what: dict[Path, str]) -> dict[str, Any]:
+    """Macro recall of this scorer and of its sentiment model alone on the same rows, per file (and on the
+    file's on-topic rows when it has a ``relevant`` column)."""
+    from sentiment.evaluate import metrics
+
+    out: dict[str, Any] = {}
+    for path in paths:
+        texts, labels, on_topic = _rows(path)
+        if not texts:
+            continue
+        base = scorer.base.predict_proba(texts).argmax(axis=1)
+        mine = scorer.predict_proba(texts).argmax(axis=1)
+        gated = scorer.about_ai_music(texts)
+        figures: dict[str, Any] = {"data": what.get(path, "labelled file")}
+        parts = {"all": list(range(len(texts)))}
+        if not all(on_topic):
+            parts["on_topic"] = [i for i, on in enumerate(on_topic) if on]
+        for part, rows in parts.items():
+            truth = [labels[i] for i in rows]
+            m = metrics(truth, [LABELS[mine[i]] for i in rows], LABELS)
+            figures[part] = {
+                "n": len(rows), "read_with_stance": int(gated[rows].sum()),
+                "macro_recall": round(m["macro_recall"], 4), "accuracy": round(m["accuracy"], 4),
+                "confusion": m["confusion"],
+                "sentiment_model_alone": round(metrics(truth, [LABELS[base[i]] for i in rows])["macro_recall"], 4),
+            }
+        out[path.name] = figures
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from aimusic.debate.labelled import DATA_DIR
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--val", type=Path, default=Path("../shared/data/sentiment/val.tsv"),
+                        help="tweets (label, text) measured only (default ../shared/data/sentiment/val.tsv)")
+    parser.add_argument("--dev", type=Path, action="append", default=[], help="labelled sets to measure only")
+    parser.add_argument("--out", type=Path, default=CONTEXT_FILE)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    train = [DATA_DIR / "debate_train.tsv", DATA_DIR / "debate_train2.tsv"]
+    counts, files = count_pairs(train)
+    record: dict[str, Any] = {
+        "model": "minilm-debate",
+        "counts": counts.tolist(),
+        "rows": "sentiment (negative, neutral, positive) x stance (anti, neutral, pro)",
+        "counted_on": {"files": files, "n": int(counts.sum()),
+                       "what": "on-topic rows with both labels of the training posts written for the project"},
+        "method": "product of experts: P_sentiment(s) * P_stance(t) * P(s,t)/(P(s)P(t)), add-one smoothed; "
+                  "sentiment marginal; only for texts the relevance filter keeps; nothing tuned",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "reproduce": BUILD_COMMAND,
+    }
+    args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    scorer = DebateContextScorer(args.out)
+    written = "posts written for the project apart from the training files (all rows: on-topic and near misses)"
+    what = {args.val: "TweetEval validation tweets (val.tsv)", DATA_DIR / "debate_heldout.tsv": written,
+            DATA_DIR / "debate_heldout2.tsv": written,
+            **{p: "development set (reworded real posts), never trained or tuned on" for p in args.dev}}
+    paths = [p for p in (args.val, DATA_DIR / "debate_heldout.tsv", DATA_DIR / "debate_heldout2.tsv", *args.dev)
+             if p.exists()]
+    record.update({"model_id": scorer.model_id, "members": {"sentiment": scorer.base.model_id,
+                                                            "stance": scorer.stance.model_id,
+                                                            "gate": scorer.gate.model_id},
+                   "measured": measure(scorer, paths, what)})
+    args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    sys.stdout.write(json.dumps(record["measured"], indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

