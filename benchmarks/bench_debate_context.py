@@ -7,10 +7,8 @@ posts about AI music and near misses, longer than tweets). Modes, interleaved ch
 (see :mod:`benchlib`):
 
 - ``minilm-ft``: the sentiment model alone (the baseline);
-- ``minilm-debate``: as ``aimusic eval`` and any caller that passes raw texts get it: the relevance check, then the
-  stance head's encoder pass for the texts about AI music;
-- ``minilm-debate-stored``: as the monitor's scoring step gets it (``on_topic()``: every stored post was kept by
-  the relevance filter, so no check; every text read with stance).
+- ``minilm-debate``: the offline default, as ``aimusic eval`` and the monitor's scoring step run it: the
+  relevance check, then the stance head's encoder pass for the texts about AI music.
 
 The shared encoder's cache is emptied before every call, so each mode pays its full encoder work (in a
 monitoring run the signals step then finds those embeddings cached). Prints posts/s, the ratio to the baseline
@@ -31,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import ROOT, agreement, interleave, load_average, pair, spread
 
-MODES = ("minilm-ft", "minilm-debate", "minilm-debate-stored")
+MODES = ("minilm-ft", "minilm-debate")
 
 
 def texts() -> list[str]:
@@ -46,9 +44,7 @@ def make(mode: str) -> tuple[Callable[[list[str]], list[str]], dict[str, Any]]:
     import sentiment.embedding as embedding
     from sentiment import LABELS, load_scorer
 
-    scorer = load_scorer("minilm-ft" if mode == "minilm-ft" else "minilm-debate")
-    if mode == "minilm-debate-stored":
-        scorer = scorer.on_topic()
+    scorer = load_scorer(mode)
 
     def score(batch: list[str]) -> list[str]:
         with embedding._CACHE_LOCK:

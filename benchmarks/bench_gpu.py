@@ -1,4 +1,4 @@
-"""GPU throughput of the offline default ``minilm-ft`` (needs a CUDA GPU; nothing in the project depends on one).
+"""GPU throughput of ``minilm-ft``, the offline default's sentiment model (needs a CUDA GPU; nothing depends on one).
 
     python benchmarks/bench_gpu.py [--val ../shared/data/sentiment/val.tsv] [--repeat 50] [--encoder DIR]
 

@@ -1,4 +1,4 @@
-"""Memory of the scoring step on a one-million-post database, with the offline default (or another model).
+"""Memory of the scoring step on a one-million-post database, with ``minilm-ft`` (or another model).
 
     .venv/bin/python benchmarks/bench_memory.py [--posts 1000000] [--score 20000] [--model minilm-ft]
 
@@ -72,7 +72,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=1_000_000, help="posts in the database (default 1M)")
     parser.add_argument("--score", type=int, default=20_000, help="posts to score in this run (0: all)")
-    parser.add_argument("--model", default="minilm-ft", help="scorer name (default: the offline default, minilm-ft)")
+    parser.add_argument("--model", default="minilm-ft",
+                        help="scorer name (default: minilm-ft, the offline default's sentiment model)")
     parser.add_argument("--db", type=Path, help="reuse this database (built if missing) instead of a temp one")
     args = parser.parse_args()
 

@@ -4,8 +4,8 @@
 
 Modes:
 
-- ``ft-torch-b64``: the baseline for the offline default ``minilm-ft``: the PyTorch path of the same merged
-  model (``MinilmFinetunedScorer(runtime="torch", batch_size=64)``: length-sorted batches of 64, dynamic
+- ``ft-torch-b64``: the baseline for ``minilm-ft`` (the offline default's sentiment model): the PyTorch path of
+  the same merged model (``MinilmFinetunedScorer(runtime="torch", batch_size=64)``: length-sorted batches of 64, dynamic
   padding, ``torch.inference_mode``, every core);
 - ``ft-onnx``: ``load_scorer("minilm-ft")`` as users get it (ONNX Runtime fp32 on CPU);
 - ``ft-onnx-int8``: the same with ``precision=int8`` (opt-in; its quality gate is checked below);

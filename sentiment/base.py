@@ -41,12 +41,6 @@ class Scorer(ABC):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities (negative, neutral, positive) for non-empty texts."""
 
-    def on_topic(self) -> Scorer:
-        """This model for texts already known to be about AI music (the monitor's stored posts, each kept by the
-        relevance filter): same ``model_id``; a model that reads topic-specific context skips its own relevance
-        check (see :mod:`sentiment.debate_context`). Others return themselves."""
-        return self
-
     def supports(self, lang: str | None) -> bool:
         """Unknown language counts as supported (the caller decides whether to detect it first).
 

@@ -13,12 +13,15 @@ experts under the co-occurrence of sentiment and stance labels in those training
 and returns the sentiment marginal. Nothing is tuned: the ratio is counted from the training posts (add-one
 smoothing), with no weight or threshold chosen on any evaluated set.
 
-Only posts **about AI music** are read this way (the project's relevance filter, rules and second stage, on
-the default topics file): the co-occurrence is that debate's, not tweets' (applied to every tweet of val.tsv it
-costs 0.015 macro recall). Other texts get ``minilm-ft``'s probabilities unchanged. The monitor stores only
-posts the same filter kept, so its scoring step (:func:`aimusic.pipeline.collect.score_posts`) uses
-:meth:`DebateContextScorer.on_topic`: every stored post is read with its stance, without a second relevance
-check; the shared encoder's embeddings it computes are cached and reused by the signals step of the run.
+Only posts **about AI music** are read this way: the project's relevance filter (rules and second stage) on
+the project's own topics file ``data/topics.toml`` decides, for every text, in ``aimusic eval`` and in the
+monitor alike (the co-occurrence is that debate's, not tweets': applied to every tweet of val.tsv it costs
+0.015 macro recall, see ``read_all_with_stance`` in the json). Other texts get ``minilm-ft``'s probabilities
+unchanged. The monitor's stored posts passed the monitor's own relevance filter; almost all pass this check
+too. The model id names the sentiment model, the stance head, the counts and this check (the relevance
+model and the *content* of the topics file: editing its terms gives a new id, so posts are scored again;
+point ``AIMUSIC_TOPICS`` at a copy to track other terms without that). The stance head's encoder and the
+relevance filter load on first use.
 
 ``python -m sentiment.debate_context [--dev FILE]`` counts the co-occurrence and measures this scorer and
 ``minilm-ft`` on the same rows (val.tsv and the held-out debate sets), writing
@@ -28,11 +31,11 @@ check; the shared encoder's embeddings it computes are cached and reused by the 
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import json
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,7 +78,7 @@ def read_context(path: Path = CONTEXT_FILE) -> dict[str, Any]:
 
 
 class DebateContextScorer(Scorer):
-    """``minilm-debate@<12 hex>``: id of the sentiment model, the stance head, the counts and the relevance gate."""
+    """``minilm-debate@<12 hex>``: id of the sentiment model, the stance head, the counts and the relevance check."""
 
     languages = frozenset({"en"})
 
@@ -88,28 +91,23 @@ class DebateContextScorer(Scorer):
         self.record = read_context(path)
         self.ratio = cooccurrence_ratio(np.asarray(self.record["counts"]))
         self.base = base or MinilmFinetunedScorer()
-        self.stance = stance or MinilmStanceScorer()
-        self.gate = gate if gate is not None else _default_gate()
-        gate_id = getattr(self.gate, "model_id", type(self.gate).__name__)
-        parts = "|".join([self.base.model_id, self.stance.model_id, json.dumps(self.record["counts"]), gate_id])
+        self.stance = stance or MinilmStanceScorer(eager=False)  # the shared encoder loads at the first post
+        self.gate = gate if gate is not None else _Gate()
+        parts = "|".join([self.base.model_id, self.stance.model_id, json.dumps(self.record["counts"]),
+                          self.gate.model_id])
         self.model_id = f"minilm-debate@{hashlib.sha256(parts.encode()).hexdigest()[:12]}"
         self.provenance = self.record
-
-    def on_topic(self) -> DebateContextScorer:
-        """The same model for posts known to be about AI music: every text is read with its stance."""
-        twin = copy.copy(self)
-        twin.gate = _AllOnTopic()
-        return twin
 
     def about_ai_music(self, texts: Sequence[str]) -> np.ndarray:
         """Which texts the relevance filter keeps (rules and second stage)."""
         return np.array([d.relevant for d in self.gate.decide_many(list(texts))], dtype=bool)
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
+    def predict_proba(self, texts: Sequence[str], *, everything: bool = False) -> np.ndarray:
+        """``everything``: read every text with its stance (what the json reports as ``read_all_with_stance``)."""
+        if len(texts) == 0:
             return np.zeros((0, len(LABELS)))
         probs = np.array(self.base.predict_proba(texts), dtype=np.float64)
-        on = np.flatnonzero(self.about_ai_music(texts))
+        on = np.arange(len(texts)) if everything else np.flatnonzero(self.about_ai_music(texts))
         if len(on):
             stance = self.stance.predict_proba([texts[i] for i in on])
             probs[on] = combine(probs[on], stance, self.ratio)
@@ -117,33 +115,32 @@ class DebateContextScorer(Scorer):
 
 
 class _Gate:
-    """The project's relevance filter on the default topics file (rules, then the second stage)."""
+    """The project's relevance filter on ``data/topics.toml`` (rules, then the second stage), built on first use;
+    its id hashes the validated topics (not the file's bytes: comments do not count) and the relevance model."""
 
     def __init__(self) -> None:
         from aimusic.core.config import DEFAULT_TOPICS
         from aimusic.core.topics import load_topics
-        from aimusic.debate.relevance import RelevanceFilter
+        from aimusic.debate.semantic import load_semantic
 
-        self.filter = RelevanceFilter(load_topics(DEFAULT_TOPICS), broad=False)
-        stage = self.filter.stage_two
-        topics_sha = hashlib.sha256(DEFAULT_TOPICS.read_bytes()).hexdigest()[:12]
-        self.model_id = f"topics@{topics_sha}+{getattr(stage, 'model_id', 'rules-only')}"
+        try:
+            self.topics = load_topics(DEFAULT_TOPICS)
+        except ValueError as exc:  # TopicsError: missing or invalid file
+            raise ScorerError(f"minilm-debate needs the project's topics file: {exc}") from None
+        content = self.topics.model_dump_json()
+        stage = load_semantic()
+        self.model_id = (f"topics@{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+                         f"+{getattr(stage, 'model_id', 'rules-only')}")
+        self._filter: Any | None = None
+        self._lock = threading.Lock()
 
     def decide_many(self, texts: list[str]) -> list[Any]:
-        return self.filter.decide_many(texts)
+        with self._lock:
+            if self._filter is None:
+                from aimusic.debate.relevance import RelevanceFilter
 
-
-class _AllOnTopic:
-    """The gate of :meth:`DebateContextScorer.on_topic`: every text is about AI music."""
-
-    def decide_many(self, texts: list[str]) -> list[Any]:
-        from aimusic.debate.relevance import Decision
-
-        return [Decision(True, [], "known")] * len(texts)
-
-
-def _default_gate() -> _Gate:
-    return _Gate()
+                self._filter = RelevanceFilter(self.topics, broad=False)
+        return self._filter.decide_many(texts)
 
 
 # --- building and measuring the context file ---------------------------------------------------------------
@@ -162,7 +159,7 @@ def count_pairs(paths: Sequence[Path]) -> tuple[np.ndarray, list[dict[str, Any]]
     records = []
     for path in paths:
         n = 0
-        with path.open(encoding="utf-8", newline="") as fh:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
             for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
                 s, t = normalize_label("sentiment", row.get("sentiment") or ""), normalize_label(
                     "stance", row.get("stance") or "")
@@ -191,8 +188,9 @@ def _rows(path: Path) -> tuple[list[str], list[str], list[bool]]:
 
 
 def measure(scorer: DebateContextScorer, paths: Sequence[Path], what: dict[Path, str]) -> dict[str, Any]:
-    """Macro recall of this scorer and of its sentiment model alone on the same rows, per file (and on the
-    file's on-topic rows when it has a ``relevant`` column)."""
+    """Macro recall of this scorer, of its sentiment model alone and of the combination applied to every row
+    (no relevance check), on the same rows, per file (and on the file's on-topic rows when it has a ``relevant``
+    column)."""
     from sentiment.evaluate import metrics
 
     out: dict[str, Any] = {}
@@ -202,6 +200,7 @@ def measure(scorer: DebateContextScorer, paths: Sequence[Path], what: dict[Path,
             continue
         base = scorer.base.predict_proba(texts).argmax(axis=1)
         mine = scorer.predict_proba(texts).argmax(axis=1)
+        every = scorer.predict_proba(texts, everything=True).argmax(axis=1)
         gated = scorer.about_ai_music(texts)
         figures: dict[str, Any] = {"data": what.get(path, "labelled file")}
         parts = {"all": list(range(len(texts)))}
@@ -215,6 +214,7 @@ def measure(scorer: DebateContextScorer, paths: Sequence[Path], what: dict[Path,
                 "macro_recall": round(m["macro_recall"], 4), "accuracy": round(m["accuracy"], 4),
                 "confusion": m["confusion"],
                 "sentiment_model_alone": round(metrics(truth, [LABELS[base[i]] for i in rows])["macro_recall"], 4),
+                "read_all_with_stance": round(metrics(truth, [LABELS[every[i]] for i in rows])["macro_recall"], 4),
             }
         out[path.name] = figures
     return out
@@ -240,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                        "what": "on-topic rows with both labels of the training posts written for the project"},
         "method": "product of experts: P_sentiment(s) * P_stance(t) * P(s,t)/(P(s)P(t)), add-one smoothed; "
                   "sentiment marginal; only for texts the relevance filter keeps; nothing tuned",
+        "figures": "macro_recall: this scorer; sentiment_model_alone: minilm-ft; read_all_with_stance: the "
+                   "combination applied to every row (no relevance check); read_with_stance: rows the check kept",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "reproduce": BUILD_COMMAND,
     }

@@ -101,7 +101,11 @@ class StanceScorer(Scorer):
                 status[i] = "language"
         todo = [i for i in range(n) if status[i] == "scored"]
         if todo:
-            probs[todo] = self.predict_with_embeddings([texts[i] for i in todo], np.asarray(embeddings)[todo])
+            given = np.array(np.asarray(embeddings)[todo], dtype=np.float32)
+            blank = np.flatnonzero(~given.any(axis=1))  # rows the caller did not embed (e.g. a language it skips)
+            if len(blank):
+                given[blank] = embed([texts[todo[i]] for i in blank])
+            probs[todo] = self.predict_with_embeddings([texts[i] for i in todo], given)
         labels = [self.label_of(probs[i]) if status[i] == "scored" else None for i in range(n)]
         return _mark_unclear(ScoreBatch(labels=labels, probs=probs, status=status))
 
@@ -183,13 +187,18 @@ class MinilmStanceScorer(StanceScorer):
     languages = frozenset({"en"})
     uses_embeddings = True
 
-    def __init__(self, head_file: Path | None = None) -> None:
-        from sentiment.embedding import load_encoder
+    def __init__(self, head_file: Path | None = None, *, eager: bool = True) -> None:
+        """``eager``: load the shared encoder now (fail clearly now, not at the first batch); otherwise only check
+        that its package is installed, and load it with the first texts (a member of another model)."""
+        from sentiment.embedding import load_encoder, model_path
 
         self.head_file = head_file or HEAD_FILE
         self.head = StanceHead.load(self.head_file)
         self.unclear_below = self.head.unclear_below
-        load_encoder()  # fail now (clearly), not at the first batch
+        if eager:
+            load_encoder()
+        else:
+            model_path()
         self.model_id = head_model_id(self.head.sha256)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

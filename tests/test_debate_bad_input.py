@@ -65,11 +65,13 @@ def test_signals_store_every_post_with_a_status(store, topics):
     assert set(rows["label"].dropna()) <= set(STANCE_VOCABULARY)
 
 
-def test_offline_sentiment_default_gives_every_nasty_text_a_status():
-    """minilm-ft (the offline default) on the same texts: a lone surrogate once crashed its tokenizer."""
+@pytest.mark.parametrize("name", ["minilm-ft", "minilm-debate"])
+def test_offline_sentiment_models_give_every_nasty_text_a_status(name):
+    """The offline default (minilm-debate: its relevance check and stance head too) and its sentiment model
+    minilm-ft on the same texts: a lone surrogate once crashed the tokenizer."""
     from sentiment import load_scorer
 
-    scorer = load_scorer("minilm-ft")
+    scorer = load_scorer(name)
     langs = [None, None, None, "en", "en", "es", "de", "ja", "ar", "hi", "en", None]
     batch = scorer.score(NASTY, langs)
     assert batch.status[:2] == ["empty", "empty"] and batch.status[5:10] == ["language"] * 5

@@ -64,17 +64,32 @@ def test_only_posts_about_ai_music_are_read_with_their_stance(tmp_path):
     probs = scorer.predict_proba(texts)
     assert LABELS[int(probs[0].argmax())] == "negative"  # the against stance pulls the unsure tone down
     assert np.allclose(probs[1], [0.3, 0.45, 0.25])  # off topic: the sentiment model's own probabilities
-    everything = scorer.on_topic()  # the monitor's stored posts: all kept by the relevance filter already
-    assert everything.model_id == scorer.model_id and scorer.gate is not everything.gate
-    assert np.allclose(everything.predict_proba(texts)[1], probs[0])
+    everything = scorer.predict_proba(texts, everything=True)  # what the json reports as read_all_with_stance
+    assert np.allclose(everything[1], probs[0]) and np.allclose(everything[0], probs[0])
     batch = scorer.score(["", "Suno again", "Suno ist toll"], [None, "en", "de"])
     assert batch.status == ["empty", "scored", "language"] and batch.labels[1] == "negative"
+    assert scorer.predict_proba(np.array([], dtype=str)).shape == (0, 3)
 
 
 def test_the_id_names_every_part(tmp_path):
     first = _scorer(tmp_path).model_id
     assert first.startswith("minilm-debate@") and first == _scorer(tmp_path).model_id
     assert _scorer(tmp_path, [[1, 2, 3], [4, 5, 6], [7, 8, 9]]).model_id != first
+
+    class OtherSentiment(_Sentiment):
+        model_id = "stub-sentiment@2"
+
+    class OtherStance(_Stance):
+        model_id = "stub-stance@2"
+
+    class OtherGate(_Gate):
+        model_id = "stub-gate@2"
+
+    context = _context(tmp_path)
+    for parts in ({"base": OtherSentiment(), "stance": _Stance(), "gate": _Gate()},
+                  {"base": _Sentiment(), "stance": OtherStance(), "gate": _Gate()},
+                  {"base": _Sentiment(), "stance": _Stance(), "gate": OtherGate()}):
+        assert DebateContextScorer(context, **parts).model_id != first
 
 
 def test_missing_or_bad_context_file_fails_clearly(tmp_path):
@@ -84,20 +99,14 @@ def test_missing_or_bad_context_file_fails_clearly(tmp_path):
         _scorer(tmp_path, [[1, 2], [3, 4]])
 
 
-def test_the_monitor_scores_stored_posts_as_on_topic(store):
-    from aimusic.core.records import Post, posts_to_arrow
-    from aimusic.pipeline.collect import score_posts
+def test_a_missing_topics_file_is_a_scorer_error_so_the_default_chain_falls_back(monkeypatch):
+    import aimusic.core.config as config
+    from sentiment import load_default
 
-    class Tracking(_Sentiment):
-        asked = 0
-
-        def on_topic(self) -> Scorer:
-            Tracking.asked += 1
-            return self
-
-    store.upsert_posts(posts_to_arrow([Post(source="x", post_id="1", created_at="2025-11-11T12:00:00Z",
-                                            text="Suno songs everywhere")]))
-    assert sum(score_posts(store, Tracking()).values()) == 1 and Tracking.asked == 1
+    monkeypatch.setattr(config, "DEFAULT_TOPICS", Path("/no/such/topics.toml"))
+    with pytest.raises(ScorerError, match="topics file"):
+        load_scorer("minilm-debate")
+    assert load_default(["minilm-debate", "vader"]).model_id.startswith("vader")
 
 
 def test_shipped_default_is_measured_under_its_own_id():
@@ -113,3 +122,4 @@ def test_shipped_default_is_measured_under_its_own_id():
     val = record["measured"].get("val.tsv")
     if val:  # measured where the shared data was present: no tweet of val.tsv is read with stance
         assert val["all"]["read_with_stance"] == 0 and val["all"]["macro_recall"] >= 0.73
+        assert val["all"]["read_all_with_stance"] < val["all"]["macro_recall"]  # why the relevance check exists

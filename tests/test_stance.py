@@ -70,6 +70,10 @@ def test_ensemble_is_the_mean_of_its_members_with_or_without_shared_embeddings()
     assert np.allclose(probs, mean) and np.allclose(probs.sum(axis=1), 1.0)
     shared = scorer.score(texts, embeddings=embed(texts))  # the signals step hands over the batch's embeddings
     assert np.allclose(shared.probs, probs, atol=1e-5) and shared.labels == scorer.score(texts).labels
+    partial = embed(texts)
+    partial[1] = 0.0  # a row the signals step did not embed (a language tag it skips, e.g. X's "qme")
+    again = scorer.score(texts, ["en", "qme", "en_US"], embeddings=partial)
+    assert np.allclose(again.probs, probs, atol=1e-5)  # embedded here, not scored from an empty vector
     with pytest.raises(ScorerError, match="name both files"):
         load_stance("ensemble:only-one.npz")
 

@@ -28,8 +28,8 @@ DbOpt = Annotated[
 TopicsOpt = Annotated[Path | None, typer.Option("--topics", help="topics file (default: data/topics.toml)")]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", help="sentiment model, e.g. minilm or vader (default: $AIMUSIC_MODEL, else the "
-                 "first of the default chain that loads here)"),
+    typer.Option("--model", help="sentiment model, e.g. minilm-debate, minilm-ft or vader (default: $AIMUSIC_MODEL, "
+                 "else the first of the default chain that loads here)"),
 ]
 
 #: library loggers whose INFO lines repeat what the commands print as their summary

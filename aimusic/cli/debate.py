@@ -218,7 +218,8 @@ def signals_command(db: Path, topics_path: Path | None, stance_model: str | None
 
 def eval_task_command(task: str, data: Path | None, model: str | None, *, as_json: bool, console: Console,
                       out: Console, label_column: str | None = None) -> int:
-    """``aimusic eval --task stance|relevance``. ``--model``: the stance model (``minilm``, ``nli:<id>``); for
+    """``aimusic eval --task stance|relevance``. ``--model``: the stance model (``ensemble``, ``minilm-ft``, ``minilm``,
+    ``nli:<id>``); for
     relevance ``semantic`` (default: rules and the shipped second stage), ``rules`` or ``semantic:<file>`` (a head or
     a fine-tuned relevance model)."""
     if task == "stance":

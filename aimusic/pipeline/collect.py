@@ -160,7 +160,6 @@ def score_posts(
     """
     per_source: Counter[str] = Counter()
     done = 0
-    scorer = scorer.on_topic()  # every stored post was kept by the relevance filter (same model id)
     while limit is None or done < limit:
         size = batch_size if limit is None else min(batch_size, limit - done)
         todo = select(size) if select else store.unscored(scorer.model_id, size)
