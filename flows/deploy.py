@@ -377,6 +377,10 @@ def serve(
     """Serve ``specs`` until Ctrl-C or SIGTERM, then stop the runner, its flow runs and (if this call started
     it) the server, all within about ``grace + 30`` seconds whatever the runs are doing."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # a process started with SIGINT ignored (a background job of a script, a test runner's worker) keeps it
+    # ignored, and so would its runner: "Ctrl-C to stop" must hold whatever started this one
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     server: PrefectServer | None = None
     runner: subprocess.Popen | None = None
     try:

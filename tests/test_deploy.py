@@ -132,6 +132,16 @@ def _runs(db: Path) -> list[tuple]:
         return []
 
 
+def _ignored_signals(pid: int) -> list[str]:
+    """The signals a process ignores (Linux: its /proc status), for the failure message."""
+    try:
+        line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("SigIgn:"))
+    except (OSError, StopIteration):
+        return []
+    mask = int(line.split()[1], 16)
+    return [signal.Signals(n).name for n in range(1, 32) if mask >> (n - 1) & 1 and n in signal.valid_signals()]
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
@@ -185,11 +195,13 @@ def test_served_deployment_runs_on_schedule_and_records_itself(tmp_path: Path):
         # every process aimusic serve started: the server, the runner and the flow runs in progress (a run
         # starts every 5 s, so one is usually running now); none may outlive it
         tree = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
+        ignored = _ignored_signals(proc.pid)
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole foreground group
         stopping = time.monotonic()
         try:
             code = proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
+            print(f"aimusic serve ignored {ignored} at Ctrl-C; log:\n{(tmp_path / 'serve.log').read_text()[-2000:]}")
             for p in [psutil.Process(proc.pid), *tree]:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     p.kill()
