@@ -11,8 +11,8 @@ head on frozen embeddings loses less on posts unlike them (reworded real posts, 
 mean, with equal weights (nothing tuned), beat both on all held-out sentences together and on the hardest
 written set, and lost a little to the fine-tuned model on two sets (figures and the data they were measured
 on: ``stance_ens.json`` and docs/debate.md). Both members are temperature-calibrated; a post whose
-highest mean probability is below ``unclear_below`` (the fine-tuned member's, chosen on its out-of-fold
-predictions) is stored as ``unclear``.
+highest mean probability is below ``unclear_below`` (the fine-tuned member's, chosen on its
+training hold-out) is stored as ``unclear``.
 
 In the signals pipeline the head reads the embeddings computed once per batch for the argument matcher, so the
 ensemble costs one matrix product more than ``stance-ft`` alone. ``model_id`` is
