@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -43,6 +44,13 @@ def seed(path: Path, n: int, *, seed_value: int = 11, days: int = 120, synthetic
     if scored:
         score_posts(store, load_scorer("vader"))
     return store
+
+
+def working_copy(seeded: Path, tmp_path: Path) -> Path:
+    """A per-test copy of a module's seeded database (tests that write must not touch the shared one)."""
+    target = tmp_path / "copy.duckdb"
+    shutil.copy(seeded, target)
+    return target
 
 
 def add_signals(path: Path) -> None:

@@ -6,7 +6,6 @@ The queries alone: tests/test_dashboard_queries.py."""
 from __future__ import annotations
 
 import io
-import shutil
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,7 @@ import duckdb
 import pandas as pd
 import pytest
 import streamlit as st
-from dashboard_testkit import END, MODEL, add_signals, frame, in_window, mentions, seed
+from dashboard_testkit import END, MODEL, add_signals, frame, in_window, mentions, seed, working_copy
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
@@ -64,9 +63,7 @@ def first_day(posts_frame: pd.DataFrame) -> date:
 
 @pytest.fixture
 def db_copy(seeded: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "copy.duckdb"
-    shutil.copy(seeded, target)
-    return target
+    return working_copy(seeded, tmp_path)
 
 
 # --- AppTest helpers -----------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from dashboard_testkit import END, MODEL, STANCE_MODEL, add_signals, frame, in_window, mentions, seed
+from dashboard_testkit import END, MODEL, STANCE_MODEL, add_signals, frame, in_window, mentions, seed, working_copy
 
 from aimusic.core import stats
 from aimusic.core.config import PROJECT_ROOT
@@ -47,11 +47,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def db_copy(seeded: Path, tmp_path: Path) -> Path:
-    import shutil
-
-    target = tmp_path / "copy.duckdb"
-    shutil.copy(seeded, target)
-    return target
+    return working_copy(seeded, tmp_path)
 
 
 @pytest.fixture(scope="module")

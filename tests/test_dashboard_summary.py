@@ -5,7 +5,6 @@ rows are deleted; a refresh with nothing new does nothing."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
-from dashboard_testkit import END, MODEL, seed
+from dashboard_testkit import END, MODEL, seed, working_copy
 
 from aimusic.core.topics import load_topics
 from aimusic.debate.relevance import RelevanceFilter
@@ -53,9 +52,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def db(base: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "db.duckdb"
-    shutil.copy(base, target)
-    return target
+    return working_copy(base, tmp_path)
 
 
 def assert_same(path: Path) -> None:

@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 import pytest
 import streamlit as st
-from dashboard_testkit import END, MODEL, seed
+from dashboard_testkit import END, MODEL, seed, working_copy
 from streamlit.testing.v1 import AppTest
 
 from aimusic.core.config import PROJECT_ROOT
@@ -43,9 +43,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def db(base: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "db.duckdb"
-    shutil.copy(base, target)
-    return target
+    return working_copy(base, tmp_path)
 
 
 def ids_ok(path: Path) -> None:
