@@ -128,9 +128,9 @@ class _Gate:
         except ValueError as exc:  # TopicsError: missing or invalid file
             raise ScorerError(f"minilm-debate needs the project's topics file: {exc}") from None
         content = self.topics.model_dump_json()
-        stage = load_semantic()
+        self.stage = load_semantic()  # the filter built later uses this one (loaded once, named in the id)
         self.model_id = (f"topics@{hashlib.sha256(content.encode()).hexdigest()[:12]}"
-                         f"+{getattr(stage, 'model_id', 'rules-only')}")
+                         f"+{getattr(self.stage, 'model_id', 'rules-only')}")
         self._filter: Any | None = None
         self._lock = threading.Lock()
 
@@ -139,7 +139,7 @@ class _Gate:
             if self._filter is None:
                 from aimusic.debate.relevance import RelevanceFilter
 
-                self._filter = RelevanceFilter(self.topics, broad=False)
+                self._filter = RelevanceFilter(self.topics, semantic=self.stage, broad=False)
         return self._filter.decide_many(texts)
 
 
