@@ -200,7 +200,7 @@ def broad_head(tmp_path: Path) -> Path:
 
 def test_the_broad_class_keeps_a_one_stem_text_above_its_own_threshold_only(topics, broad_head):
     sem = SemanticRelevance(broad_head, encode=broad_encode)
-    assert not RelevanceFilter(topics, semantic=sem).broad_on  # off by default (AIMUSIC_RELEVANCE_BROAD unset)
+    assert RelevanceFilter(topics, semantic=sem).broad_on  # on by default (AIMUSIC_RELEVANCE_BROAD unset)
     rf = RelevanceFilter(topics, semantic=sem, broad=True)
     assert rf.broad_on and sem.threshold_broad == 0.9
     kept = rf.decide("so I can conjure up songs from nothing now?")  # a music word, nothing AI-ish
@@ -232,7 +232,9 @@ def test_broad_false_never_asks_about_a_one_stem_text(topics, broad_head, head_f
     assert QuickRelevance(RelevanceFilter(topics, semantic=sem, broad=True)).bulk_patterns() != old.bulk_patterns()
 
 
-def test_the_setting_turns_the_broad_class_on(monkeypatch, topics, broad_head):
+def test_the_setting_turns_the_broad_class_off(monkeypatch, topics, broad_head):
+    monkeypatch.setenv("AIMUSIC_RELEVANCE_BROAD", "0")
+    assert not RelevanceFilter(topics, semantic=SemanticRelevance(broad_head, encode=broad_encode)).broad_on
     monkeypatch.setenv("AIMUSIC_RELEVANCE_BROAD", "1")
     assert RelevanceFilter(topics, semantic=SemanticRelevance(broad_head, encode=broad_encode)).broad_on
 
@@ -283,7 +285,7 @@ def test_shipped_head_measured_on_its_held_out_set(topics, shipped):
     from sentiment.evaluate import binary_metrics
 
     rows = load_labelled(DATA_DIR / "relevance_heldout.tsv", "relevance")
-    rf = RelevanceFilter(topics, semantic=shipped)
+    rf = RelevanceFilter(topics, semantic=shipped, broad=False)  # "rules+semantic" in the provenance
     predicted = [d.relevant for d in rf.decide_many([e.text for e in rows], [e.community for e in rows])]
     truth = [e.label == "relevant" for e in rows]
     both = binary_metrics(truth, predicted)

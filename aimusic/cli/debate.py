@@ -143,6 +143,7 @@ def relevance_figures(path: Path, model: str | None, topics_path: Path | None = 
         predicted = [d.relevant for d in decisions]
         figures["rules+semantic"] = binary_metrics(truth, predicted)
         figures["kept_by_semantic"] = sum(d.reason == "semantic" for d in decisions)
+        figures["broad_class"] = both.broad_on  # one-stem texts asked too (AIMUSIC_RELEVANCE_BROAD)
         figures["semantic_available"] = sem.available
         p = np.array([np.nan if v is None else v for v in sem.probabilities(data.texts)], dtype=float)
         ok = np.isfinite(p)
@@ -179,8 +180,9 @@ def eval_relevance_command(data: Path | None, topics_path: Path | None, *, as_js
             out.print(f"{name:<15} precision {r['precision']:.3f}  recall {r['recall']:.3f}  f1 {r['f1']:.3f}  "
                       f"(tp {r['tp']} fp {r['fp']} fn {r['fn']} tn {r['tn']}, n={r['n']})", soft_wrap=True)
     if "kept_by_semantic" in figures:
-        out.print(f"kept by the second stage: {figures['kept_by_semantic']}; expected calibration error of its "
-                  f"probabilities {figures.get('classifier_ece', float('nan')):.3f}"
+        broad = "on" if figures["broad_class"] else "off"
+        out.print(f"kept by the second stage: {figures['kept_by_semantic']} (broad class {broad}); expected "
+                  f"calibration error of its probabilities {figures.get('classifier_ece', float('nan')):.3f}"
                   + ("" if figures["semantic_available"] else " [yellow](encoder unavailable: rules only)[/]"),
                   soft_wrap=True)
     return 0

@@ -44,9 +44,9 @@ class Settings(BaseSettings):
     topics: Path = Field(default=DEFAULT_TOPICS, alias="AIMUSIC_TOPICS")
     model: str | None = Field(default=None, alias="AIMUSIC_MODEL", description="sentiment scorer name")
     relevance_broad: bool = Field(
-        default=False, alias="AIMUSIC_RELEVANCE_BROAD",
-        description="also ask the semantic relevance stage about texts with one AI-ish or music-ish word only "
-        "(more recall, less precision; see docs/debate.md)",
+        default=True, alias="AIMUSIC_RELEVANCE_BROAD",
+        description="also ask the semantic relevance stage about texts with one AI-ish or music-ish word only, "
+        "kept when it is near certain (more recall; 0 turns it off; see docs/debate.md)",
     )
     stance_model: str | None = Field(
         default=None, alias="AIMUSIC_STANCE_MODEL",
