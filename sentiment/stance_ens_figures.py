@@ -27,13 +27,15 @@ from sentiment.stance_ens import (
     TEMPERATURE,
     EnsembleStanceScorer,
     read_by_sentence,
+    sentences,
     sharpen,
 )
 
 
-def calibration(raw: np.ndarray, labels: list[str]) -> dict[str, Any]:
-    """The temperature fitted on all rows, and the calibration error cross-fitted (two stratified halves: each
-    half measured with the temperature fitted on the other), so the reported error is out of sample."""
+def calibration(raw: np.ndarray, labels: list[str], split: np.ndarray) -> dict[str, Any]:
+    """The temperature fitted on the posts read sentence by sentence (``split``; the others are not sharpened), and
+    the calibration error of all posts cross-fitted (two stratified halves: each half's split posts sharpened
+    with the temperature fitted on the other half's), so the reported error is out of sample."""
     from sklearn.model_selection import StratifiedKFold
 
     from aimusic.debate.training import temperature
@@ -42,13 +44,15 @@ def calibration(raw: np.ndarray, labels: list[str]) -> dict[str, Any]:
 
     y = np.array([STANCE_LABELS.index(lab) for lab in labels])
     logits = np.log(np.clip(raw, 1e-12, 1.0))
-    crossed = np.zeros_like(raw)
+    crossed = raw.copy()
     for fit, held in StratifiedKFold(2, shuffle=True, random_state=0).split(logits, y):
+        fit, held = fit[split[fit]], held[split[held]]
         crossed[held] = sharpen(raw[held], temperature(logits[fit], y[fit]))
-    return {"temperature_fitted": round(temperature(logits, y), 2), "temperature_used": TEMPERATURE,
-            "ece_uncalibrated": round(expected_calibration_error(raw, y), 4),
+    return {"temperature_fitted": round(temperature(logits[split], y[split]), 2), "temperature_used": TEMPERATURE,
+            "split_posts": int(split.sum()), "ece_uncalibrated": round(expected_calibration_error(raw, y), 4),
             "ece_cross_fitted": round(expected_calibration_error(crossed, y), 4),
-            "fitted_on": "the written held-out sets (HELDOUT_SETS), one parameter; labels do not depend on it"}
+            "fitted_on": "the posts of the written held-out sets (HELDOUT_SETS) read sentence by sentence; one "
+                         "parameter that moves no side, only which posts are stored as unclear"}
 
 
 def measure(scorer: EnsembleStanceScorer, dev: Sequence[Path] = ()) -> dict[str, Any]:
@@ -57,13 +61,17 @@ def measure(scorer: EnsembleStanceScorer, dev: Sequence[Path] = ()) -> dict[str,
 
     members: dict[str, StanceScorer] = {"stance-ft": scorer.finetuned, "stance-minilm": scorer.head}
     raw_of: dict[str, np.ndarray] = {}
+    split_of: dict[str, np.ndarray] = {}
 
     def on(paths: Sequence[Path], what: str) -> dict[str, Any]:
         texts, labels = read_rows(list(paths))
         probs = {name: m.predict_proba(texts) for name, m in members.items()}
         whole = sum(probs.values()) / len(probs)
         raw_of[what] = read_by_sentence(texts, whole, scorer._members_mean) if scorer.read_sentences else whole
-        read = sharpen(raw_of[what], TEMPERATURE) if scorer.read_sentences else whole
+        split_of[what] = np.array([bool(sentences(t)) for t in texts], dtype=bool)
+        read = raw_of[what].copy()
+        if scorer.read_sentences:
+            read[split_of[what]] = sharpen(read[split_of[what]], TEMPERATURE)
         out = {"data": what, **figures(read, labels, scorer.unclear_below)}
         if scorer.read_sentences:
             whole_figures = figures(whole, labels, scorer.unclear_below)
@@ -79,7 +87,7 @@ def measure(scorer: EnsembleStanceScorer, dev: Sequence[Path] = ()) -> dict[str,
     what = f"{written} ({' + '.join(p.name for p in HELDOUT_SETS)})"
     combined = on(HELDOUT_SETS, what)
     if scorer.read_sentences:
-        combined["calibration"] = calibration(raw_of[what], read_rows(list(HELDOUT_SETS))[1])
+        combined["calibration"] = calibration(raw_of[what], read_rows(list(HELDOUT_SETS))[1], split_of[what])
     return {
         "model": "stance-ens", "model_id": scorer.model_id,
         "members": {"stance-ft": scorer.finetuned.model_id, "stance-minilm": scorer.head.model_id},

