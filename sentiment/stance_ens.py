@@ -111,12 +111,14 @@ class EnsembleStanceScorer(StanceScorer):
         return self._with_sentences(texts, whole)
 
     def _with_sentences(self, texts: Sequence[str], whole: np.ndarray) -> np.ndarray:
-        """The mean of ``whole`` (the posts' probabilities) and of each post's sentences' mean probabilities."""
+        """The mean of ``whole`` (the posts' probabilities) and of each post's sentences' mean probabilities,
+        sharpened by :data:`TEMPERATURE` (posts of one sentence: ``whole`` unchanged)."""
         if not self.read_sentences:
             return whole
-        return read_by_sentence(texts, whole, self._members_mean, TEMPERATURE)
+        return read_by_sentence(texts, whole, self.members_mean, TEMPERATURE)
 
-    def _members_mean(self, texts: Sequence[str]) -> np.ndarray:
+    def members_mean(self, texts: Sequence[str]) -> np.ndarray:
+        """The mean of the two members' probabilities (rows: texts; columns: anti, neutral, pro)."""
         return (self.finetuned.predict_proba(texts) + self.head.predict_proba(texts)) / 2.0
 
     def measured(self) -> dict[str, Any]:

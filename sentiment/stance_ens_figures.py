@@ -67,7 +67,7 @@ def measure(scorer: EnsembleStanceScorer, dev: Sequence[Path] = ()) -> dict[str,
         texts, labels = read_rows(list(paths))
         probs = {name: m.predict_proba(texts) for name, m in members.items()}
         whole = sum(probs.values()) / len(probs)
-        raw_of[what] = read_by_sentence(texts, whole, scorer._members_mean) if scorer.read_sentences else whole
+        raw_of[what] = read_by_sentence(texts, whole, scorer.members_mean) if scorer.read_sentences else whole
         split_of[what] = np.array([bool(sentences(t)) for t in texts], dtype=bool)
         read = raw_of[what].copy()
         if scorer.read_sentences:
