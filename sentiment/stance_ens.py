@@ -102,7 +102,7 @@ class EnsembleStanceScorer(StanceScorer):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, 3))
-        return self._with_sentences(texts, (self.finetuned.predict_proba(texts) + self.head.predict_proba(texts)) / 2)
+        return self._with_sentences(texts, self.members_mean(texts))
 
     def predict_with_embeddings(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
         if len(texts) == 0:
@@ -127,29 +127,34 @@ class EnsembleStanceScorer(StanceScorer):
 
 def read_by_sentence(texts: Sequence[str], whole: np.ndarray, predict: Callable[[Sequence[str]], np.ndarray],
                      temperature: float = 1.0) -> np.ndarray:
-    """Average each post's ``whole`` row with the mean of ``predict`` over its :func:`sentences` (one call for all
-    sentences of the batch), then :func:`sharpen` those rows by ``temperature``; a post of one sentence keeps its
-    row unchanged."""
-    out = np.array(whole, dtype=np.float64)
-    split = [sentences(t) for t in texts]
-    flat = [s for parts in split for s in parts]
-    if not flat:
-        return out
-    probs = predict(flat)
-    start = 0
-    read = np.zeros(len(texts), dtype=bool)
-    for i, parts in enumerate(split):
-        if parts:
-            out[i] = (out[i] + probs[start:start + len(parts)].mean(axis=0)) / 2.0
-            start += len(parts)
-            read[i] = True
+    """:func:`average_sentences`, then :func:`sharpen` the posts read sentence by sentence by ``temperature``; a
+    post of one sentence keeps its row unchanged."""
+    out, read = average_sentences(texts, whole, predict)
     out[read] = sharpen(out[read], temperature)
     return out
 
 
+def average_sentences(texts: Sequence[str], whole: np.ndarray,
+                      predict: Callable[[Sequence[str]], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(each post's ``whole`` row averaged with the mean of ``predict`` over its :func:`sentences`, which posts
+    were: a boolean mask); one ``predict`` call for all sentences of the batch."""
+    out = np.array(whole, dtype=np.float64)
+    split = [sentences(t) for t in texts]
+    read = np.array([bool(parts) for parts in split], dtype=bool)
+    flat = [s for parts in split for s in parts]
+    if not flat:
+        return out, read
+    probs = predict(flat)
+    start = 0
+    for i in np.flatnonzero(read):
+        n = len(split[i])
+        out[i] = (out[i] + probs[start:start + n].mean(axis=0)) / 2.0
+        start += n
+    return out, read
+
+
 def sharpen(probs: np.ndarray, temperature: float) -> np.ndarray:
     """``softmax(log(probs) / temperature)`` row by row (temperature < 1 sharpens)."""
-    z = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    from sentiment.finetuned import softmax  # loaded with the fine-tuned member anyway
+
+    return softmax(np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)) / temperature)

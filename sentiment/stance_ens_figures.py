@@ -26,8 +26,7 @@ from sentiment.stance_ens import (
     READING,
     TEMPERATURE,
     EnsembleStanceScorer,
-    read_by_sentence,
-    sentences,
+    average_sentences,
     sharpen,
 )
 
@@ -60,18 +59,18 @@ def measure(scorer: EnsembleStanceScorer, dev: Sequence[Path] = ()) -> dict[str,
     from sentiment.train_stance import HELDOUT_SETS, figures, read_rows
 
     members: dict[str, StanceScorer] = {"stance-ft": scorer.finetuned, "stance-minilm": scorer.head}
-    raw_of: dict[str, np.ndarray] = {}
-    split_of: dict[str, np.ndarray] = {}
+    raw_of: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] = {}  # (averaged, split mask, labels)
 
     def on(paths: Sequence[Path], what: str) -> dict[str, Any]:
         texts, labels = read_rows(list(paths))
         probs = {name: m.predict_proba(texts) for name, m in members.items()}
         whole = sum(probs.values()) / len(probs)
-        raw_of[what] = read_by_sentence(texts, whole, scorer.members_mean) if scorer.read_sentences else whole
-        split_of[what] = np.array([bool(sentences(t)) for t in texts], dtype=bool)
-        read = raw_of[what].copy()
+        read = whole
         if scorer.read_sentences:
-            read[split_of[what]] = sharpen(read[split_of[what]], TEMPERATURE)
+            raw, split = average_sentences(texts, whole, scorer.members_mean)
+            raw_of[what] = (raw, split, labels)
+            read = raw.copy()
+            read[split] = sharpen(raw[split], TEMPERATURE)
         out = {"data": what, **figures(read, labels, scorer.unclear_below)}
         if scorer.read_sentences:
             whole_figures = figures(whole, labels, scorer.unclear_below)
@@ -87,7 +86,8 @@ def measure(scorer: EnsembleStanceScorer, dev: Sequence[Path] = ()) -> dict[str,
     what = f"{written} ({' + '.join(p.name for p in HELDOUT_SETS)})"
     combined = on(HELDOUT_SETS, what)
     if scorer.read_sentences:
-        combined["calibration"] = calibration(raw_of[what], read_rows(list(HELDOUT_SETS))[1], split_of[what])
+        raw, split, labels = raw_of[what]
+        combined["calibration"] = calibration(raw, labels, split)
     return {
         "model": "stance-ens", "model_id": scorer.model_id,
         "members": {"stance-ft": scorer.finetuned.model_id, "stance-minilm": scorer.head.model_id},
