@@ -63,7 +63,8 @@ def test_rules_decide_first_and_give_their_reason(both, semantic):
     assert semantic.embedded == 0
 
 
-def test_a_name_alone_is_not_worth_embedding(both, semantic):
+def test_a_name_alone_is_not_worth_embedding_without_the_broad_class(both, semantic):
+    assert not both.broad_on  # the head file has no broad threshold
     assert not both.decide("lunch with Suno tomorrow").relevant
     assert semantic.embedded == 0
     # one music word against one word of another sense: the rules cannot confirm the name, the classifier reads it
@@ -231,6 +232,25 @@ def test_broad_false_never_asks_about_a_one_stem_text(topics, broad_head, head_f
     old = QuickRelevance(RelevanceFilter(topics, semantic=SemanticRelevance(head_file, encode=broad_encode)))
     assert quick.bulk_patterns() == old.bulk_patterns()
     assert QuickRelevance(RelevanceFilter(topics, semantic=sem, broad=True)).bulk_patterns() != old.bulk_patterns()
+
+
+def test_a_tracked_name_alone_is_in_the_broad_class(topics, broad_head):
+    """A name with no AI-ish or music-ish word around it is one piece of evidence: read only with the broad class on,
+    and kept only at its near certainty (a name next to one of those words keeps the lower named threshold)."""
+    sem = SemanticRelevance(broad_head, encode=broad_encode, broad_min=0.0)
+    rf = RelevanceFilter(topics, semantic=sem, broad=True)
+    alone = "whatever the court rules will conjure trouble for Udio"
+    ruled = rf.rules(alone)
+    assert ruled.unsure and ruled.broad and not ruled.named and not ruled.relevant
+    kept = rf.decide(alone)
+    assert kept.relevant and kept.reason == "semantic" and "Udio" in kept.terms and kept.probability >= 0.9
+    below = rf.decide("a halfway decent lunch with Suno")  # ~0.80: not near certainty
+    assert not below.relevant and below.stage == "semantic" and 0.6 < below.probability < 0.9
+    named = rf.decide("a halfway decent machine from Suno")  # an AI-ish word next to the name: threshold_named (0.6)
+    assert named.relevant and named.reason == "semantic" and rf.rules("a halfway decent machine from Suno").named
+    assert QuickRelevance(rf).decide(None, alone).reason == "semantic"
+    off = RelevanceFilter(topics, semantic=sem, broad=False)
+    assert not off.rules(alone).unsure and not off.decide(alone).relevant
 
 
 def test_the_setting_turns_the_broad_class_off(monkeypatch, topics, broad_head):

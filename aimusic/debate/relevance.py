@@ -19,7 +19,8 @@ posts are checked in seconds). "A.I." is read as "AI" (:func:`aimusic.core.text.
 but an AI-ish and a music-ish word stem, are read by a classifier (the fine-tuned MiniLM ``relevance-ft`` when
 its file ships, else the logistic-regression head on sentence embeddings); a calibrated probability at or above
 its threshold keeps the post (reason ``semantic``). An exclusion term or an off-topic
-community still wins. A name with no AI-ish or music-ish word around it ("lunch with Suno") is not asked.
+community still wins. A name with no AI-ish or music-ish word around it ("lunch with Suno", "whatever the court
+decides will hit Udio") is in the broad class: asked only when it is on, and kept only at its near certainty.
 Without the encoder the rules decide alone (one logged note).
 
 Three classes of unsure text, each with its own threshold: a tracked but unconfirmed name next to an AI-ish or
@@ -27,8 +28,8 @@ music-ish word (``threshold_named``); no name, an AI-ish and a music-ish word (`
 class, no name and only one of the two ("so I can conjure up songs from nothing now?", ``threshold_broad``:
 at least ``semantic.BROAD_MIN`` = 0.99, near certainty, since most such texts are off-topic). The broad class is **on by
 default** for collection and monitoring: on the reworded real posts of ``realistic_dev.tsv`` it lifts recall from
-0.862 to 0.938 at precision 0.953 (was 1.000), and on the written held-out sets by writers who read no project
-file from 0.64-0.72 to 0.79-0.84 at about the same precision (docs/debate.md). ``AIMUSIC_RELEVANCE_BROAD=0`` (or
+0.862 to 0.954 at precision 0.954 (was 1.000), and on the written held-out sets by writers who read no project
+file from 0.64-0.72 to 0.79-0.85 at about the same precision (docs/debate.md). ``AIMUSIC_RELEVANCE_BROAD=0`` (or
 ``broad=False``) turns it off; bulk backfills never use it (``broad=False``: most lines of a whole dump with a
 music word are other music talk, and embedding them all would cost hours). A head file without
 ``threshold_broad`` keeps it off.
@@ -72,8 +73,8 @@ class _Rules:
     terms: list[str]
     reason: str | None = None
     unsure: bool = False  # the second stage may still keep it
-    named: bool = False  # it matched a tracked (ambiguous) name that the rules could not confirm
-    broad: bool = False  # no name, one stem (AI-ish or music-ish, not both): the broad class (when ``broad``)
+    named: bool = False  # a tracked (ambiguous) name the rules could not confirm, next to an AI-ish or music-ish word
+    broad: bool = False  # one stem and no name, or a name alone: the broad class (when ``broad``)
 
 
 @dataclass
@@ -198,18 +199,19 @@ class RelevanceFilter:
         rest = without_terms(text, names) if names else text  # a name is not its own context
         kind = self._worth_reading(rest, bool(names))
         broad = kind == "broad"
-        return _Rules(False, matched, unsure=kind is not None and (not broad or self.broad_on), named=bool(names),
+        return _Rules(False, matched, unsure=kind is not None and (not broad or self.broad_on), named=kind == "named",
                       broad=broad)
 
     def _worth_reading(self, text: str, named: bool) -> Literal["named", "unnamed", "broad"] | None:
         """Which second-stage class the text falls in, if any: a tracked name next to an AI-ish or music-ish word
-        (``named``); no name, an AI-ish and a music-ish word (``unnamed``); no name, one of them (``broad``, looked
-        for only when :attr:`broad`; the caller asks the classifier only when :attr:`broad_on`)."""
+        (``named``); no name, an AI-ish and a music-ish word (``unnamed``); no name and one of them, or a tracked
+        name alone (``broad``: one piece of evidence, so near certainty is asked; looked for only when
+        :attr:`broad`; the caller asks the classifier only when :attr:`broad_on`)."""
         if not text.strip():
             return None
         low = text.lower()
         if named:
-            return "named" if ai_stem(low) or music_stem(low) else None
+            return "named" if ai_stem(low) or music_stem(low) else "broad" if self.broad else None
         ai, music = stems(low)
         if ai and music:
             return "unnamed"
