@@ -17,7 +17,15 @@ from aimusic.core.records import Post, posts_to_arrow
 from aimusic.debate.labelled import DATA_DIR, load_labelled
 from aimusic.debate.quickfilter import QuickRelevance
 from aimusic.debate.relevance import RelevanceFilter
-from aimusic.debate.semantic import BROAD_MIN, HEAD_FILE, MAX_CHARS, RelevanceHead, SemanticRelevance, stems
+from aimusic.debate.semantic import (
+    BROAD_MIN,
+    BROAD_MIN_AI,
+    HEAD_FILE,
+    MAX_CHARS,
+    RelevanceHead,
+    SemanticRelevance,
+    stems,
+)
 from sentiment.base import ScorerError
 
 T0 = "2025-11-11T12:00:00Z"
@@ -251,6 +259,25 @@ def test_a_tracked_name_alone_is_in_the_broad_class(topics, broad_head):
     assert QuickRelevance(rf).decide(None, alone).reason == "semantic"
     off = RelevanceFilter(topics, semantic=sem, broad=False)
     assert not off.rules(alone).unsure and not off.decide(alone).relevant
+
+
+NEARLY = 0.597 * ON  # sigmoid(6 * 0.597) ~ 0.973: between the two floors, BROAD_MIN_AI (0.97) and BROAD_MIN (0.99)
+
+
+def test_an_ai_word_alone_has_a_lower_floor_than_a_music_word_alone(topics, broad_head):
+    sem = SemanticRelevance(broad_head, encode=lambda texts: np.stack([NEARLY for _ in texts]))
+    assert (sem.threshold_broad, sem.threshold_broad_ai) == (BROAD_MIN, BROAD_MIN_AI) and BROAD_MIN_AI < BROAD_MIN
+    rf = RelevanceFilter(topics, semantic=sem, broad=True)
+    ai_alone = "nearly every chatbot answer reads the same now"
+    assert rf.rules(ai_alone).broad_ai and rf.rules(ai_alone).broad
+    kept = rf.decide(ai_alone)
+    assert kept.relevant and kept.reason == "semantic" and BROAD_MIN_AI <= kept.probability < BROAD_MIN
+    music_alone = "nearly every guitar solo reads the same now"
+    assert rf.rules(music_alone).broad and not rf.rules(music_alone).broad_ai
+    assert not rf.decide(music_alone).relevant  # the same probability: below a music word's floor
+    assert not rf.rules("whatever the court rules will hit Udio").broad_ai  # a name alone keeps BROAD_MIN
+    loose = SemanticRelevance(broad_head, encode=broad_encode, broad_min=0.0)  # the file's own threshold for both
+    assert loose.threshold_broad == loose.threshold_broad_ai == 0.9
 
 
 def test_the_setting_turns_the_broad_class_off(monkeypatch, topics, broad_head):

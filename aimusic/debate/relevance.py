@@ -26,10 +26,12 @@ Without the encoder the rules decide alone (one logged note).
 Three classes of unsure text, each with its own threshold: a tracked but unconfirmed name next to an AI-ish or
 music-ish word (``threshold_named``); no name, an AI-ish and a music-ish word (``threshold``); and the *broad*
 class, no name and only one of the two ("so I can conjure up songs from nothing now?", ``threshold_broad``:
-at least ``semantic.BROAD_MIN`` = 0.99, near certainty, since most such texts are off-topic). The broad class is **on by
-default** for collection and monitoring: on the reworded real posts of ``realistic_dev.tsv`` it lifts recall from
-0.862 to 0.954 at precision 0.954 (was 1.000), and on the written held-out sets by writers who read no project
-file from 0.64-0.72 to 0.79-0.85 at about the same precision (docs/debate.md). ``AIMUSIC_RELEVANCE_BROAD=0`` (or
+at least ``semantic.BROAD_MIN`` = 0.99, near certainty, since most such texts are off-topic; 0.97,
+``semantic.BROAD_MIN_AI``, when the one word is AI-ish: its near misses are AI elsewhere, not music talk). The
+broad class is **on by default** for collection and monitoring: on the reworded real posts of
+``realistic_dev.tsv`` it lifts recall from 0.862 to 0.985 at precision 0.955 (was 1.000), and on the written
+held-out sets by writers who read no project file from 0.64-0.72 to 0.79-0.89 at about the same precision
+(docs/debate.md). ``AIMUSIC_RELEVANCE_BROAD=0`` (or
 ``broad=False``) turns it off; bulk backfills never use it (``broad=False``: most lines of a whole dump with a
 music word are other music talk, and embedding them all would cost hours). A head file without
 ``threshold_broad`` keeps it off.
@@ -75,6 +77,7 @@ class _Rules:
     unsure: bool = False  # the second stage may still keep it
     named: bool = False  # a tracked (ambiguous) name the rules could not confirm, next to an AI-ish or music-ish word
     broad: bool = False  # one stem and no name, or a name alone: the broad class (when ``broad``)
+    broad_ai: bool = False  # in the broad class by an AI-ish word alone (no music-ish word, no name)
 
 
 @dataclass
@@ -172,7 +175,8 @@ class RelevanceFilter:
                 out[i] = Decision(False, ruled[i].terms, None, "empty" if sem.available else "unavailable")
             else:
                 r = ruled[i]
-                limit = sem.threshold_named if r.named else sem.threshold_broad if r.broad else sem.threshold
+                limit = (sem.threshold_named if r.named else sem.threshold_broad_ai if r.broad_ai
+                         else sem.threshold_broad if r.broad else sem.threshold)
                 ok = limit is not None and p >= limit
                 out[i] = Decision(ok, ruled[i].terms, "semantic" if ok else None, "semantic", p)
         return out
@@ -198,15 +202,16 @@ class RelevanceFilter:
             return _Rules(True, matched, "terms")
         rest = without_terms(text, names) if names else text  # a name is not its own context
         kind = self._worth_reading(rest, bool(names))
-        broad = kind == "broad"
+        broad = kind in ("broad", "broad_ai")
         return _Rules(False, matched, unsure=kind is not None and (not broad or self.broad_on), named=kind == "named",
-                      broad=broad)
+                      broad=broad, broad_ai=kind == "broad_ai")
 
-    def _worth_reading(self, text: str, named: bool) -> Literal["named", "unnamed", "broad"] | None:
+    def _worth_reading(self, text: str, named: bool) -> Literal["named", "unnamed", "broad", "broad_ai"] | None:
         """Which second-stage class the text falls in, if any: a tracked name next to an AI-ish or music-ish word
         (``named``); no name, an AI-ish and a music-ish word (``unnamed``); no name and one of them, or a tracked
-        name alone (``broad``: one piece of evidence, so near certainty is asked; looked for only when
-        :attr:`broad`; the caller asks the classifier only when :attr:`broad_on`)."""
+        name alone (``broad``, or ``broad_ai`` when the one word is AI-ish: one piece of evidence, so near
+        certainty is asked; looked for only when :attr:`broad`; the caller asks the classifier only when
+        :attr:`broad_on`)."""
         if not text.strip():
             return None
         low = text.lower()
@@ -215,7 +220,9 @@ class RelevanceFilter:
         ai, music = stems(low)
         if ai and music:
             return "unnamed"
-        if self.broad and (ai or music_stem(low)):
+        if self.broad and ai:
+            return "broad_ai"
+        if self.broad and music_stem(low):
             return "broad"
         return None
 
