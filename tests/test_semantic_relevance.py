@@ -257,6 +257,8 @@ def test_a_tracked_name_alone_is_in_the_broad_class(topics, broad_head):
     named = rf.decide("a halfway decent machine from Suno")  # an AI-ish word next to the name: threshold_named (0.6)
     assert named.relevant and named.reason == "semantic" and rf.rules("a halfway decent machine from Suno").named
     assert QuickRelevance(rf).decide(None, alone).reason == "semantic"
+    for other in ("suno yaar, conjure some chai", "Suno!", "  Udio?!  "):  # the name's other sense; nothing else
+        assert not rf.rules(other).unsure, other
     off = RelevanceFilter(topics, semantic=sem, broad=False)
     assert not off.rules(alone).unsure and not off.decide(alone).relevant
 
@@ -275,7 +277,9 @@ def test_an_ai_word_alone_has_a_lower_floor_than_a_music_word_alone(topics, broa
     music_alone = "nearly every guitar solo reads the same now"
     assert rf.rules(music_alone).broad and not rf.rules(music_alone).broad_ai
     assert not rf.decide(music_alone).relevant  # the same probability: below a music word's floor
-    assert not rf.rules("whatever the court rules will hit Udio").broad_ai  # a name alone keeps BROAD_MIN
+    name_alone = "whatever the court rules will hit Udio"
+    assert rf.rules(name_alone).broad and not rf.rules(name_alone).broad_ai
+    assert not rf.decide(name_alone).relevant  # a name alone keeps BROAD_MIN: 0.973 is not enough
     loose = SemanticRelevance(broad_head, encode=broad_encode, broad_min=0.0)  # the file's own threshold for both
     assert loose.threshold_broad == loose.threshold_broad_ai == 0.9
 
@@ -406,6 +410,9 @@ def test_finetuned_stage_trains_writes_thresholds_and_decides(topics, tmp_path, 
     assert record["heldout"] == {"n": 16} and len(record["out_of_fold"]["per_fold"]) == 2
     stage = FinetunedRelevance(npz, encoder_dir=encoder)
     assert stage.model_id.startswith("relevance-ft@") and stage.threshold == (record["threshold"] or 0.99)
+    broad = record["threshold_broad"]  # the file's, floored at load: 0.99, and 0.97 for an AI-ish word alone
+    assert (stage.threshold_broad, stage.threshold_broad_ai) == (
+        (None, None) if broad is None else (max(broad, BROAD_MIN), max(broad, BROAD_MIN_AI)))
     assert stage.measured()["file_sha256"] == stage.sha256
     probs = stage.probabilities(["a prompt made this song", "", "   "])
     assert 0.0 <= probs[0] <= 1.0 and probs[1:] == [None, None]

@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     model: str | None = Field(default=None, alias="AIMUSIC_MODEL", description="sentiment scorer name")
     relevance_broad: bool = Field(
         default=True, alias="AIMUSIC_RELEVANCE_BROAD",
-        description="also ask the semantic relevance stage about texts with one AI-ish or music-ish word only, "
-        "kept when it is near certain (more recall; 0 turns it off; see docs/debate.md)",
+        description="also ask the semantic relevance stage about texts with one AI-ish or music-ish word only, or "
+        "a tracked name alone, kept when it is near certain (more recall; 0 turns it off; see docs/debate.md)",
     )
     stance_model: str | None = Field(
         default=None, alias="AIMUSIC_STANCE_MODEL",

@@ -1,6 +1,6 @@
 """The second relevance stage: is a text the rules left unsure about (or missed) about AI music?
 
-Two models, the same interface (:class:`SemanticRelevance`: ``probabilities(texts)`` and three thresholds):
+Two models, the same interface (:class:`SemanticRelevance`: ``probabilities(texts)`` and a threshold per class):
 
 - ``relevance-ft`` (:class:`FinetunedRelevance`, the default when ``sentiment/weights/relevance_ft.npz`` ships):
   all-MiniLM-L6-v2 fine-tuned end to end (LoRA, :mod:`aimusic.debate.train_relevance_ft`), P(relevant) of
@@ -15,10 +15,10 @@ texts; the provenance (data, thresholds, figures and what they were measured on)
 each file.
 
 Only texts that pass a cheap pre-check are read (:func:`stems`: an AI-ish and a music-ish word stem, or a
-tracked but ambiguous name next to either; with the *broad* class on, also one stem alone, at the stricter
-``threshold_broad``: a reply in an AI-music thread often names only the music, "so I can conjure up songs from
-nothing now?"), so bulk imports stay fast. Where the model cannot load, the stage reports itself unavailable
-once (a logged note) and the rules decide alone.
+tracked but ambiguous name next to either; with the *broad* class on, also one stem alone or a name alone, at
+the stricter ``threshold_broad``: a reply in an AI-music thread often names only the music, "so I can conjure
+up songs from nothing now?"), so bulk imports stay fast. Where the model cannot load, the stage reports itself
+unavailable once (a logged note) and the rules decide alone.
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ BROAD_MIN = 0.99
 #: The same floor for a broad text whose one word is AI-ish (no music-ish word, no tracked name). Lower than
 #: :data:`BROAD_MIN`: its near misses are AI in other fields, which the model was trained to tell apart, while a
 #: music-ish word alone is most real music talk (generic music posts are what the 0.99 guards against). At
-#: 0.97 the written held-out sets kept 19 of 37 such on-topic texts (9 at 0.99) and 1 of 80 such near misses,
-#: the reworded real posts 3 of 3 and 0 of 9, the 10,000 real tweets none (chosen on 27 November 2026 with those
-#: sets in view; docs/debate.md).
+#: 0.97 the five written held-out sets of docs/debate.md kept 19 of 37 such on-topic texts (9 at 0.99) and 1 of
+#: 80 such near misses, the reworded real posts 3 of 3 and 0 of 9, the 10,000 real tweets none (chosen on 27
+#: November 2026 with those sets in view).
 BROAD_MIN_AI = 0.97
 
 # Word stems, matched at the start of a word of the lower-cased text. Broad on purpose: they only choose which
@@ -154,8 +154,8 @@ class RelevanceHead:
     bias: float
     threshold: float  # a text with no tracked name is relevant at or above this probability
     threshold_named: float  # a text with a tracked but unconfirmed name ("Suno", "Breaking Rust") at or above this
-    #: a text with one stem (AI-ish or music-ish, not both) and no tracked name at or above this; ``None`` (a head
-    #: file from before this class) means the class is off
+    #: a text with one stem (AI-ish or music-ish, not both) and no tracked name, or a name alone, at or above this
+    #: (floored at load: BROAD_MIN, BROAD_MIN_AI); ``None`` (a head file from before this class): the class is off
     threshold_broad: float | None = None
     sha256: str = ""
 

@@ -7,7 +7,7 @@ unsure texts better (see docs/debate.md). Steps:
 
 1. Training texts: exactly those of the head (:func:`aimusic.debate.train_relevance.training_rows`: the project's
    relevance, stance and debate files, plus ``--negatives`` texts as off-topic). Three classes: ``relevant``,
-   ``near_miss`` (off-topic with an AI-ish or a music-ish word stem: the texts the second stage is asked about)
+   ``near_miss`` (off-topic with an AI-ish or a music-ish word stem: most texts the second stage is asked about)
    and ``off_topic`` (neither); the decision uses P(relevant) only.
 2. Out-of-fold probabilities by ``--folds`` (default 3) stratified folds, each fold's model trained like the
    final one (a 10% hold-out of the fold's training part chooses the epoch); a temperature fitted on them
