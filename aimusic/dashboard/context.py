@@ -2,8 +2,9 @@
 queries (:mod:`aimusic.store.dashboard_queries`, :mod:`aimusic.store.dashboard_daily`,
 :mod:`aimusic.store.dashboard_posts`, :mod:`aimusic.store.dashboard_voices`, :mod:`aimusic.store.debate_queries`).
 The dashboard imports no database driver: it hands a query function and its arguments to :class:`ViewContext`,
-which runs it on a short read-only connection (or, for the few aggregates the file's summary cannot answer, on the
-in-memory facts copy) and caches the small DataFrame it returns.
+which runs it on the process's kept read-only connection (:mod:`aimusic.store.read_keeper`: warm between queries,
+let go when idle or when a run waits for the file; or, for the few aggregates the file's summary cannot answer, on
+the in-memory facts copy) and caches the small DataFrame it returns.
 
 Caching: query results are kept with ``st.cache_data`` under (query name, database, data version, model,
 arguments). The data version is one cheap query on the file (re-read at most every :data:`VERSION_TTL_SECONDS`),
@@ -137,8 +138,8 @@ class ViewContext:
                             args)
 
     def file(self, fn: Query, *args: Any, **kwargs: Any) -> Any:
-        """``fn(read_only_connection, *args, **kwargs)`` on the database file, cached by data version and
-        arguments (a count of posts from the daily summary when it answers the filters)."""
+        """``fn(read_only_connection, *args, **kwargs)`` on the database file (the kept connection), cached by data
+        version and arguments (a count of posts from the daily summary when it answers the filters)."""
         if (fn is posts_count and args and isinstance(args[0], Filters) and dashboard_daily.supported(args[0])
                 and _summary_ready(self.path, self.version.key())):
             fn = dashboard_daily.posts_count

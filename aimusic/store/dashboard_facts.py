@@ -3,8 +3,12 @@ in-memory, incrementally refreshed copy of what its aggregates read (the *facts*
 
 Connections:
 
+* :func:`read` (the dashboard's queries): a cursor on one read-only connection per file that this process keeps
+  while reads keep coming, so DuckDB's block cache stays warm between queries and reruns; it is closed after a few
+  idle seconds and as soon as a monitoring run waits for the file (:mod:`aimusic.store.read_keeper`).
 * :func:`read_connection`: a short-lived read-only connection through :class:`aimusic.store.db.Store`, which waits
-  (with backoff, up to 30 s) while a monitoring run holds the file. Inside one process DuckDB also refuses a
+  (with backoff, up to 30 s) while a monitoring run holds the file (also :func:`read`'s fallback while a writer
+  waits). Inside one process DuckDB also refuses a
   read-only connection while a read-write one is open (and vice versa); the dashboard's own event writes can
   cause that, so it is retried too.
 * :func:`add_event`: the dashboard's only write, a read-write connection held for one INSERT.
@@ -50,7 +54,7 @@ from typing import Any
 import duckdb
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from aimusic.store import dashboard_summary
+from aimusic.store import dashboard_summary, read_keeper
 from aimusic.store.db import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -96,20 +100,25 @@ def _retrying() -> Retrying:
 
 
 @contextlib.contextmanager
-def read_connection(db: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived read-only connection (raises :class:`StoreError` with a readable message)."""
-    store = Store(db, read_only=True)
+def read_connection(db: str | Path, *, keep: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection (raises :class:`StoreError` with a readable message): short-lived, or with
+    ``keep`` a cursor on this process's kept connection to the file (:mod:`aimusic.store.read_keeper`: its cache
+    stays warm between reads; let go when idle or when a writer waits), short-lived when none can be kept now."""
     with contextlib.ExitStack() as stack:
-        for attempt in _retrying():
-            with attempt:
-                con = stack.enter_context(store.connect())
+        con = stack.enter_context(read_keeper.cursor(db)) if keep else None
+        if con is None:
+            store = Store(db, read_only=True)
+            for attempt in _retrying():
+                with attempt:
+                    con = stack.enter_context(store.connect())
         yield con
 
 
 def read(db: str | Path, query: Any, *args: Any, **kwargs: Any) -> Any:
-    """``query(read_only_connection, *args, **kwargs)`` on a short-lived connection: how the dashboard runs a
-    named query (from this package's ``*_queries`` modules) on the database file."""
-    with read_connection(db) as con:
+    """``query(read_only_connection, *args, **kwargs)`` on this process's kept read-only connection (short-lived
+    while a writer waits): how the dashboard runs a named query (from this package's ``*_queries`` modules) on the
+    database file."""
+    with read_connection(db, keep=True) as con:
         return query(con, *args, **kwargs)
 
 

@@ -65,8 +65,8 @@ def summary_where(filters: Filters, alias: str, engagement: str = "eng") -> tupl
         (f"{a}.day <= ?", day_number(filters.end) if filters.end else None),
         (f"list_contains(?, {a}.source)", list(filters.sources) or None),
         (f"list_contains(?, {a}.lang)", list(filters.langs) or None),
-        (f"len(list_intersect({a}.terms, ?)) > 0", list(filters.terms) or None),
-        (f"len(list_intersect({a}.entities, ?)) > 0", list(filters.entities) or None),
+        (f"list_has_any({a}.terms, ?)", list(filters.terms) or None),
+        (f"list_has_any({a}.entities, ?)", list(filters.entities) or None),
         (f"{a}.{engagement} >= ?", int(filters.min_engagement) or None),
     ]
     used = [(sql, value) for sql, value in conditions if value is not None]

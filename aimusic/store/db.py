@@ -2,7 +2,9 @@
 
 Connections are short-lived: every public method opens one, does its work in a transaction and closes it,
 so a dashboard reading the same file waits milliseconds, not minutes. DuckDB lets only one process open a
-file while a writer holds it, so opening retries with backoff on lock conflicts (readers and writers alike).
+file while a writer holds it, so opening retries with backoff on lock conflicts (readers and writers alike). The
+dashboard keeps one read-only connection open while it is used; a writer refused the file announces itself so it
+is let go (:mod:`aimusic.store.read_keeper`).
 
 Writes go through Arrow tables (never ``executemany``): a batch is deduplicated on its key first (the most
 recently fetched copy wins), new keys are inserted, and existing rows are updated only when something
@@ -28,7 +30,7 @@ import pyarrow as pa
 
 from aimusic.core.config import cached_settings
 from aimusic.core.records import POST_COLUMNS, POST_SCHEMA
-from aimusic.store import dashboard_summary, schema
+from aimusic.store import dashboard_summary, read_keeper, schema
 from aimusic.store.pseudonyms import pseudonymize_table
 from aimusic.store.schema import SCHEMA_VERSION, StoreError, migrate, rollback
 
@@ -150,23 +152,38 @@ class Store:
 
     @contextlib.contextmanager
     def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Connect, retrying on lock conflicts. A writer first has this process's kept read connection closed, and
+        while another process holds the file it announces itself, so a dashboard's kept connection is let go
+        (:mod:`aimusic.store.read_keeper`)."""
         deadline = time.monotonic() + self.lock_wait
         delay = 0.02
-        while True:
-            try:
-                con = duckdb.connect(str(self.path), read_only=self.read_only)
-                break
-            except duckdb.Error as exc:
-                if _is_lock_error(exc) and time.monotonic() < deadline:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.5)
-                    continue
-                raise StoreError(self._explain(exc)) from None
+        if not self.read_only:
+            read_keeper.writer_arriving(self.path, self.lock_wait)
         try:
-            con.execute("SET TimeZone = 'UTC'")
-            yield con
+            while True:
+                try:
+                    con = duckdb.connect(str(self.path), read_only=self.read_only)
+                    break
+                except duckdb.Error as exc:
+                    if _is_lock_error(exc) and time.monotonic() < deadline:
+                        if not self.read_only:
+                            read_keeper.announce_writer(self.path)
+                        time.sleep(delay)
+                        delay = min(delay * 2, 0.5)
+                        continue
+                    if not self.read_only and delay > 0.02:
+                        read_keeper.withdraw_writer(self.path)
+                    raise StoreError(self._explain(exc)) from None
+            if not self.read_only and delay > 0.02:  # it waited, so it announced itself: in now
+                read_keeper.withdraw_writer(self.path)
+            try:
+                con.execute("SET TimeZone = 'UTC'")
+                yield con
+            finally:
+                con.close()
         finally:
-            con.close()
+            if not self.read_only:
+                read_keeper.writer_left(self.path)
 
     def _explain(self, exc: BaseException) -> str:
         msg = str(exc)

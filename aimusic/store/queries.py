@@ -47,8 +47,8 @@ class Filters:
             (f"{p}.created_at < ?::TIMESTAMPTZ", _midnight(self.end + timedelta(days=1)) if self.end else None),
             (f"list_contains(?, {p}.source)", list(self.sources) or None),
             (f"list_contains(?, coalesce({p}.lang, 'und'))", list(self.langs) or None),
-            (f"len(list_intersect({p}.terms, ?)) > 0", list(self.terms) or None),
-            (f"len(list_intersect({p}.entities, ?)) > 0", list(self.entities) or None),
+            (f"list_has_any({p}.terms, ?)", list(self.terms) or None),
+            (f"list_has_any({p}.entities, ?)", list(self.entities) or None),
             (f"{engagement_sql(p)} >= ?", int(self.min_engagement) or None),
             (f"contains(lower({p}.text), lower(?))", self.search or None),
         ]

@@ -1,0 +1,143 @@
+"""The dashboard's kept read-only connection (aimusic/store/read_keeper.py): reused between reads, let go when idle,
+when a writer of this process or of another one wants the file, or when the file was replaced; a monitoring run
+in another process always gets in within its bounded wait, and nothing it writes is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aimusic.core.config import PROJECT_ROOT
+from aimusic.store import read_keeper
+from aimusic.store.dashboard_facts import read, read_version
+from aimusic.store.db import Store
+
+#: a writer process: N short writes (a run opens and closes the file per batch), each with a bounded wait
+_WRITER = """
+import json, sys, time
+from aimusic.store.db import Store
+db, n, wait = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+store = Store(db, lock_wait=wait)
+waits = []
+for i in range(n):
+    started = time.monotonic()
+    store.set_meta(f"w{i}", str(i))
+    waits.append(time.monotonic() - started)
+    time.sleep(0.05)
+print(json.dumps({"written": n, "max_wait": max(waits)}))
+"""
+
+
+@pytest.fixture(autouse=True)
+def _released() -> Iterator[None]:
+    read_keeper.release_all()
+    yield
+    read_keeper.release_all()
+
+
+def _meta(con: object) -> dict[str, str]:
+    return dict(con.execute("SELECT key, value FROM meta").fetchall())  # type: ignore[attr-defined]
+
+
+def _spawn(args: list[str]) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    return subprocess.Popen([sys.executable, *args], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_reads_reuse_one_kept_connection(tmp_path: Path):
+    db = tmp_path / "a.duckdb"
+    Store(db).set_meta("k", "1")
+    before = read_keeper.stats()["opened"]
+    for _ in range(5):
+        assert read(db, _meta)["k"] == "1"
+    assert read_keeper.stats()["opened"] == before + 1
+    assert read_keeper.kept_files() == [str(db.resolve())]
+
+
+def test_an_idle_kept_connection_is_let_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(read_keeper, "IDLE_SECONDS", 0.2)
+    db = tmp_path / "a.duckdb"
+    Store(db)
+    read(db, read_version)
+    deadline = time.monotonic() + 10
+    while read_keeper.kept_files() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert read_keeper.kept_files() == []
+
+
+def test_a_writer_of_this_process_gets_in_and_the_next_read_sees_it(tmp_path: Path):
+    db = tmp_path / "a.duckdb"
+    Store(db).set_meta("k", "1")
+    assert read(db, _meta)["k"] == "1"  # kept open now
+    Store(db).set_meta("k", "2")  # would fail ("different configuration") if the kept connection stayed open
+    assert read(db, _meta)["k"] == "2"
+
+
+def test_a_replaced_file_is_reopened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(read_keeper, "IDLE_SECONDS", 600.0)
+    db, other = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    Store(db).set_meta("k", "old")
+    shutil.copy(db, other)
+    Store(other).set_meta("k", "new")
+    assert read(db, _meta)["k"] == "old"
+    os.replace(other, db)  # what `aimusic compact` does once the rewritten copy is checked
+    assert read(db, _meta)["k"] == "new"
+
+
+def test_a_writer_process_gets_in_while_the_dashboard_keeps_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The kept connection would never idle out here (reads every 20 ms, idle limit 10 minutes): only the writer's
+    announcement lets it in. Each of its writes waits at most 5 s (then it would fail); all must get in."""
+    monkeypatch.setattr(read_keeper, "IDLE_SECONDS", 600.0)
+    db = tmp_path / "a.duckdb"
+    Store(db).set_meta("start", "0")
+    read(db, read_version)
+    writer = _spawn(["-c", _WRITER, str(db), "15", "5"])
+    reads, errors = 0, []
+    while writer.poll() is None:
+        try:
+            read(db, read_version)
+            reads += 1
+        except Exception as exc:  # any error here would reach a dashboard user
+            errors.append(f"{type(exc).__name__}: {exc}")
+        time.sleep(0.02)
+    out, err = writer.communicate(timeout=60)
+    assert writer.returncode == 0, err[-2000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["written"] == 15 and result["max_wait"] < 5
+    assert errors == [] and reads >= 5
+    meta = read(db, _meta)
+    assert all(meta[f"w{i}"] == str(i) for i in range(15))
+    assert not read_keeper.writer_marker(db).exists()  # the writer cleaned up its announcement
+
+
+def test_a_monitoring_run_loses_nothing_while_the_dashboard_keeps_the_file(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    """The real pipeline (pages of posts upserted with cursors, then scored) in another process, for 4 s, while
+    the dashboard's reads go through the kept connection."""
+    monkeypatch.setattr(read_keeper, "IDLE_SECONDS", 600.0)
+    db = tmp_path / "soak.duckdb"
+    Store(db)
+    writer = _spawn(["-m", "tests.workers.writer", str(db), "soak", "4"])
+    errors, seen = [], []
+    while writer.poll() is None:
+        try:
+            seen.append(read(db, read_version).posts)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+        time.sleep(0.05)
+    out, err = writer.communicate(timeout=120)
+    assert writer.returncode == 0, err[-2000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["status"] == "ok" and result["error"] is None
+    assert errors == [] and len(seen) >= 5
+    assert seen == sorted(seen), "a read saw the post count go down"
+    assert read(db, read_version).posts == result["new"] > 0
