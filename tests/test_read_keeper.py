@@ -93,6 +93,34 @@ def test_a_replaced_file_is_reopened(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert read(db, _meta)["k"] == "new"
 
 
+def test_no_connection_is_kept_on_a_replaced_file_while_a_short_one_holds_the_old_one(tmp_path: Path,
+                                                                                     monkeypatch: pytest.MonkeyPatch):
+    """DuckDB hands a new connection the database already open in the process; a kept connection opened while a
+    short one still held the replaced file would read the old file for as long as it is kept."""
+    monkeypatch.setattr(read_keeper, "IDLE_SECONDS", 600.0)
+    db, other = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    Store(db).set_meta("k", "old")
+    shutil.copy(db, other)
+    Store(other).set_meta("k", "new")
+    with Store(db, read_only=True).connect():  # e.g. the facts copy or an export reading while compact swaps
+        os.replace(other, db)
+        read(db, _meta)
+        assert read_keeper.kept_files() == []
+    assert read(db, _meta)["k"] == "new" and read_keeper.kept_files() == [str(db.resolve())]
+
+
+def test_a_stale_writer_marker_is_ignored(tmp_path: Path):
+    db = tmp_path / "a.duckdb"
+    Store(db).set_meta("k", "v")
+    marker = read_keeper.writer_marker(db)
+    marker.touch()
+    old = time.time() - 10 * read_keeper.WRITER_FRESH_SECONDS  # left by a writer that died
+    os.utime(marker, (old, old))
+    assert not read_keeper.writer_waiting(db)
+    read(db, _meta)
+    assert read_keeper.kept_files() == [str(db.resolve())]
+
+
 def test_a_writer_process_gets_in_while_the_dashboard_keeps_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The kept connection would never idle out here (reads every 20 ms, idle limit 10 minutes): only the writer's
     announcement lets it in. Each of its writes waits at most 5 s (then it would fail); all must get in."""

@@ -6,9 +6,9 @@
   (:mod:`aimusic.debate.correction`), with intervals; the default once enough random labels exist, with a
   switch back to the view's raw chart. A caption always says which series is drawn.
 
-Reads go through short read-only connections and are cached by (database, data version, labels version, task,
-model, the counts drawn); the labels version is one cheap query per rerun, so a label added in the Label view
-shows up at once.
+Reads go through read-only connections (the kept one, :mod:`aimusic.store.read_keeper`) and are cached by (database,
+data version, labels version, task, model, the counts drawn); the labels version is one cheap query per rerun, so a
+label added in the Label view shows up at once.
 """
 
 from __future__ import annotations

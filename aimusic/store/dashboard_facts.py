@@ -1,4 +1,5 @@
-"""The dashboard's way into the database: short read-only connections, its one write, the data version, and an
+"""The dashboard's way into the database: its kept and short read-only connections, its one write, the data
+version, and an
 in-memory, incrementally refreshed copy of what its aggregates read (the *facts*). No Streamlit here.
 
 Connections:
@@ -187,7 +188,7 @@ def read_version(con: duckdb.DuckDBPyConnection) -> DataVersion:
 
 
 def data_version(db: str | Path) -> DataVersion:
-    """:func:`read_version` on a short-lived read-only connection."""
+    """:func:`read_version` through :func:`read` (the kept connection, or a short one)."""
     return read(db, read_version)
 
 

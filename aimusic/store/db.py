@@ -176,11 +176,17 @@ class Store:
                     raise StoreError(self._explain(exc)) from None
             if not self.read_only and delay > 0.02:  # it waited, so it announced itself: in now
                 read_keeper.withdraw_writer(self.path)
+            if self.read_only:  # no kept connection opens on the same database instance meanwhile
+                read_keeper.reader_opened(self.path)
             try:
                 con.execute("SET TimeZone = 'UTC'")
                 yield con
             finally:
-                con.close()
+                try:
+                    con.close()
+                finally:
+                    if self.read_only:
+                        read_keeper.reader_closed(self.path)
         finally:
             if not self.read_only:
                 read_keeper.writer_left(self.path)

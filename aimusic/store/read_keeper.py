@@ -19,11 +19,14 @@ writing (``Conflicting lock``). The kept connection is closed
   connection in a process that has the file open read-only);
 * when the file was replaced (``aimusic compact`` swaps in a rewritten file): the next read reopens it.
 
-So a monitoring run waits at most for the reads in flight plus one poll (a query: milliseconds to 1-2 s at 10M
-posts), never for the idle time; a writer that cannot announce itself (an older release, the DuckDB shell, a
+So a monitoring run waits at most for the reads in flight plus one poll and its own next retry (up to 0.5 s
+later), never for the idle time (short connections of the dashboard, e.g. its facts copy or an export, are waited
+for as before); a writer that cannot announce itself (an older release, the DuckDB shell, a
 read-only directory) gets in once the dashboard has had no read for :data:`IDLE_SECONDS` (within
 :class:`~aimusic.store.db.Store`'s 30 s of retries when the dashboard is idle). Nothing is stale: no process
-can write the file while it is open here, and a reopened connection reads the file as it is.
+can write the file while it is open here, and a reopened connection reads the file as it is (one is opened only
+while no other connection of this process is open on the file: DuckDB would hand it the instance already open,
+which after ``aimusic compact`` could be the replaced file).
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 10.0  # close the kept connection after this long without a read
 POLL_SECONDS = 0.1  # how often the watcher looks at the idle time and the writer marker
 WRITER_FRESH_SECONDS = 2.0  # a marker not touched for this long is left over (its writer died): ignored
-WRITER_PRIORITY_SECONDS = 5.0  # how long a read waits for an announced writer before it tries a connection anyway
+WRITER_PRIORITY_SECONDS = 1.0  # how long a read waits for an announced writer (about two of its retries) before
+# it uses a connection of its own: a writer refused by someone else must not make every dashboard query wait long
 
 
 def writer_marker(path: str | Path) -> Path:
@@ -88,6 +92,10 @@ class _Kept:
 _GUARD = threading.Condition()
 _KEPT: dict[str, _Kept] = {}
 _WRITERS: dict[str, int] = {}  # writers of this process that are opening or hold the file, per file
+# other connections of this process to the file (short read-only ones through Store): DuckDB hands a new connection
+# to a path the database instance already open in the process, even if the file was replaced since (``aimusic
+# compact``), so a kept connection is opened only when no other one is: it then reads the file as it is now
+_READERS: dict[str, int] = {}
 _STATS = {"opened": 0, "closed": 0}
 
 
@@ -165,7 +173,7 @@ def _checkout(key: str) -> tuple[_Kept, duckdb.DuckDBPyConnection] | None:
                     _close(key, kept, "a writer waits or the file changed")
                     kept = None
             writer = _WRITERS.get(key, 0) > 0 or writer_waiting(key)
-            if kept is None and not busy and not writer and Path(key).exists():
+            if kept is None and not busy and not writer and not _READERS.get(key) and Path(key).exists():
                 kept = _open(key)
             if kept is not None:
                 break
@@ -222,25 +230,45 @@ def writer_arriving(path: str | Path, wait: float) -> None:
     deadline = time.monotonic() + wait
     with _GUARD:
         _WRITERS[key] = _WRITERS.get(key, 0) + 1
-        while (kept := _KEPT.get(key)) is not None:
-            if not kept.in_use:
-                _close(key, kept, "a writer of this process")
-                break
-            if time.monotonic() >= deadline:
-                break  # the writer's open then reports the conflict
-            _GUARD.wait(POLL_SECONDS)
+        try:
+            while (kept := _KEPT.get(key)) is not None:
+                if not kept.in_use:
+                    _close(key, kept, "a writer of this process")
+                    break
+                if time.monotonic() >= deadline:
+                    break  # the writer's open then reports the conflict
+                _GUARD.wait(POLL_SECONDS)
+        except BaseException:  # e.g. Ctrl-C while waiting: the caller's writer_left will not run
+            _leave(_WRITERS, key)
+            raise
 
 
 def writer_left(path: str | Path) -> None:
     """The writer announced by :func:`writer_arriving` closed its connection."""
+    with _GUARD:
+        _leave(_WRITERS, _key(path))
+        _GUARD.notify_all()
+
+
+def reader_opened(path: str | Path) -> None:
+    """A short read-only connection of this process to ``path`` is open (see :data:`_READERS`)."""
     key = _key(path)
     with _GUARD:
-        left = _WRITERS.get(key, 0) - 1
-        if left > 0:
-            _WRITERS[key] = left
-        else:
-            _WRITERS.pop(key, None)
-        _GUARD.notify_all()
+        _READERS[key] = _READERS.get(key, 0) + 1
+
+
+def reader_closed(path: str | Path) -> None:
+    """The connection announced by :func:`reader_opened` is closed."""
+    with _GUARD:
+        _leave(_READERS, _key(path))
+
+
+def _leave(counts: dict[str, int], key: str) -> None:
+    left = counts.get(key, 0) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
 
 
 def release_all() -> None:
