@@ -4,18 +4,15 @@ in another process always gets in within its bounded wait, and nothing it writes
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from writer_testkit import read_while_running, spawn
 
-from aimusic.core.config import PROJECT_ROOT
 from aimusic.store import read_keeper
 from aimusic.store.dashboard_facts import read, read_version
 from aimusic.store.db import Store
@@ -45,12 +42,6 @@ def _released() -> Iterator[None]:
 
 def _meta(con: object) -> dict[str, str]:
     return dict(con.execute("SELECT key, value FROM meta").fetchall())  # type: ignore[attr-defined]
-
-
-def _spawn(args: list[str]) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    return subprocess.Popen([sys.executable, *args], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
 
 
 def test_reads_reuse_one_kept_connection(tmp_path: Path):
@@ -128,20 +119,10 @@ def test_a_writer_process_gets_in_while_the_dashboard_keeps_reading(tmp_path: Pa
     db = tmp_path / "a.duckdb"
     Store(db).set_meta("start", "0")
     read(db, read_version)
-    writer = _spawn(["-c", _WRITER, str(db), "15", "5"])
-    reads, errors = 0, []
-    while writer.poll() is None:
-        try:
-            read(db, read_version)
-            reads += 1
-        except Exception as exc:  # any error here would reach a dashboard user
-            errors.append(f"{type(exc).__name__}: {exc}")
-        time.sleep(0.02)
-    out, err = writer.communicate(timeout=60)
-    assert writer.returncode == 0, err[-2000:]
-    result = json.loads(out.strip().splitlines()[-1])
+    writer = spawn(["-c", _WRITER, str(db), "15", "5"])
+    reads, errors, result = read_while_running(writer, lambda: read(db, read_version), 0.02, timeout=60)
     assert result["written"] == 15 and result["max_wait"] < 5
-    assert errors == [] and reads >= 5
+    assert errors == [] and len(reads) >= 5
     meta = read(db, _meta)
     assert all(meta[f"w{i}"] == str(i) for i in range(15))
     assert not read_keeper.writer_marker(db).exists()  # the writer cleaned up its announcement
@@ -154,17 +135,8 @@ def test_a_monitoring_run_loses_nothing_while_the_dashboard_keeps_the_file(tmp_p
     monkeypatch.setattr(read_keeper, "IDLE_SECONDS", 600.0)
     db = tmp_path / "soak.duckdb"
     Store(db)
-    writer = _spawn(["-m", "tests.workers.writer", str(db), "soak", "4"])
-    errors, seen = [], []
-    while writer.poll() is None:
-        try:
-            seen.append(read(db, read_version).posts)
-        except Exception as exc:
-            errors.append(f"{type(exc).__name__}: {exc}")
-        time.sleep(0.05)
-    out, err = writer.communicate(timeout=120)
-    assert writer.returncode == 0, err[-2000:]
-    result = json.loads(out.strip().splitlines()[-1])
+    writer = spawn(["-m", "tests.workers.writer", str(db), "soak", "4"])
+    seen, errors, result = read_while_running(writer, lambda: read(db, read_version).posts, 0.05)
     assert result["status"] == "ok" and result["error"] is None
     assert errors == [] and len(seen) >= 5
     assert seen == sorted(seen), "a read saw the post count go down"
