@@ -204,8 +204,7 @@ class SemanticRelevance:
         self.head = RelevanceHead.load(self.head_file)
         self.threshold = self.head.threshold
         self.threshold_named = self.head.threshold_named
-        self.threshold_broad = _at_least(self.head.threshold_broad, broad_min)  # None: the one-stem class is off
-        self.threshold_broad_ai = _at_least(self.head.threshold_broad, min(broad_min, BROAD_MIN_AI))
+        self.threshold_broad, self.threshold_broad_ai = _broad_floors(self.head.threshold_broad, broad_min)
         self.model_id = f"relevance-minilm@{self.head.sha256[:12]}"
         self._encode = encode
         self.available = True
@@ -278,8 +277,8 @@ class FinetunedRelevance(SemanticRelevance):
             self.threshold = float(meta["threshold"])
             self.threshold_named = float(meta["threshold_named"])
             broad = meta.get("threshold_broad")
-            self.threshold_broad = _at_least(None if broad is None else float(broad), broad_min)
-            self.threshold_broad_ai = _at_least(None if broad is None else float(broad), min(broad_min, BROAD_MIN_AI))
+            self.threshold_broad, self.threshold_broad_ai = _broad_floors(None if broad is None else float(broad),
+                                                                         broad_min)
         except (KeyError, TypeError, ValueError) as exc:
             raise ScorerError(f"{self.head_file} lacks its thresholds ({exc!r}); rebuild it with "
                               "`python -m aimusic.debate.train_relevance_ft`") from None
@@ -318,8 +317,13 @@ _MODELS: dict[tuple[str, str], tuple[Any, threading.Lock]] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def _at_least(threshold: float | None, floor: float) -> float | None:
-    return None if threshold is None else max(threshold, floor)
+def _broad_floors(threshold: float | None, broad_min: float = BROAD_MIN) -> tuple[float | None, float | None]:
+    """The broad class's thresholds from a model file's ``threshold_broad``: (for a music-ish word or a name alone,
+    for an AI-ish word alone), each the file's raised to its floor (``broad_min``, at most :data:`BROAD_MIN_AI` for
+    the second); ``(None, None)`` when the file has none (the class is off)."""
+    if threshold is None:
+        return None, None
+    return max(threshold, broad_min), max(threshold, min(broad_min, BROAD_MIN_AI))
 
 
 def _adapter_meta(path: Path) -> tuple[dict[str, Any], str]:
