@@ -4,24 +4,35 @@ On posts about AI music, tone and position go together far more than on tweets a
 written training posts (``debate_train.tsv`` and ``debate_train2.tsv``, on-topic rows) 73% of the negative
 posts are against AI music and 82% of the positive ones for it. A tweet model alone misses that: a calm post
 that takes a clear side often reads as neutral to it. This scorer combines two
-calibrated posteriors, the sentiment of ``minilm-ft`` and the stance of the ``minilm`` stance head (frozen
-shared encoder; its embeddings are cached and reused by the signals step of the same run), as a product of
-experts under the co-occurrence of sentiment and stance labels in those training posts::
+calibrated posteriors, the sentiment of ``minilm-ft`` and the stance of the default stance model, the
+``ensemble`` (:mod:`sentiment.stance_ens`; the same instance, and the same results, that the signals step of
+the run then stores: a monitoring run reads each post's stance once), as a product of experts under the
+co-occurrence of sentiment and stance labels in those training posts::
 
     P(sentiment, stance | post) ~ P_sentiment(s | post) * P_stance(t | post) * P(s, t) / (P(s) P(t))
 
 and returns the sentiment marginal. Nothing is tuned: the ratio is counted from the training posts (add-one
 smoothing), with no weight or threshold chosen on any evaluated set.
 
-Only posts **about AI music** are read this way: the project's relevance filter (rules and second stage) on
-the project's own topics file ``data/topics.toml`` decides, for every text, in ``aimusic eval`` and in the
-monitor alike (the co-occurrence is that debate's, not tweets': applied to every tweet of val.tsv it costs
-0.015 macro recall, see ``read_all_with_stance`` in the json). Other texts get ``minilm-ft``'s probabilities
-unchanged. The monitor's stored posts passed the monitor's own relevance filter; almost all pass this check
-too. The model id names the sentiment model, the stance head, the counts and this check (the relevance
-model and the *content* of the topics file: editing its terms gives a new id, so posts are scored again;
-point ``AIMUSIC_TOPICS`` at a copy to track other terms without that). The stance head's encoder and the
-relevance filter load on first use.
+Only posts **about AI music** are read this way: the project's relevance filter (rules and second stage,
+with the broad class on as collection runs it by default, whatever ``AIMUSIC_RELEVANCE_BROAD`` says, since
+the id must not depend on a setting) on the project's own topics file ``data/topics.toml`` decides, for every
+text, in ``aimusic eval`` and in the monitor alike (the co-occurrence is that debate's, not tweets': applied
+to every tweet of val.tsv it costs 0.010 macro recall, see ``read_all_with_stance`` in the json). Other texts
+get ``minilm-ft``'s probabilities unchanged. The monitor's stored posts passed the monitor's own relevance
+filter (the same check unless a setting changed it), so nearly all are read with stance. The model id names
+the sentiment model, the stance model, the counts and this check (the relevance model and the *content* of
+the topics file: editing its terms gives a new id, so posts are scored again; point ``AIMUSIC_TOPICS`` at a
+copy to track other terms without that). The stance model's fine-tuned member loads with this scorer; the
+shared encoder and the relevance filter on first use.
+
+Until 28 November 2026 the stance member was the ``minilm`` stance head alone and the check ran without the
+broad class (``minilm-debate@a2c3b3a27ead``). The ensemble reads stance better on every held-out set
+(docs/debate.md); with it and the broad class, on-topic macro recall moved by +0.015 / -0.015 / +0.010 /
++0.016 on the four written held-out sets (+0.008 over their 902 posts together) and from 0.599 to 0.662 on
+the reworded real posts (within that set's noise). It costs about twice the scoring time on posts about AI
+music, which the signals step then saves: the scoring step stores the stance it read
+(:func:`aimusic.debate.signals.record_read_stances`), so those posts are not read again (docs/models.md).
 
 ``python -m sentiment.debate_context [--dev FILE]`` counts the co-occurrence and measures this scorer and
 ``minilm-ft`` on the same rows (val.tsv and the held-out debate sets), writing
@@ -78,20 +89,20 @@ def read_context(path: Path = CONTEXT_FILE) -> dict[str, Any]:
 
 
 class DebateContextScorer(Scorer):
-    """``minilm-debate@<12 hex>``: id of the sentiment model, the stance head, the counts and the relevance check."""
+    """``minilm-debate@<12 hex>``: id of the sentiment model, the stance model, the counts and the relevance check."""
 
     languages = frozenset({"en"})
 
     def __init__(self, context_file: Path | str | None = None, *, base: Scorer | None = None,
                  stance: Any | None = None, gate: Any | None = None) -> None:
         from sentiment.finetuned import MinilmFinetunedScorer
-        from sentiment.stance import MinilmStanceScorer
+        from sentiment.stance_ens import shared
 
         path = Path(context_file) if context_file else CONTEXT_FILE
         self.record = read_context(path)
         self.ratio = cooccurrence_ratio(np.asarray(self.record["counts"]))
         self.base = base or MinilmFinetunedScorer()
-        self.stance = stance or MinilmStanceScorer(eager=False)  # the shared encoder loads at the first post
+        self.stance = stance or shared()  # the signals step's instance: one load, each post's stance read once
         self.gate = gate if gate is not None else _Gate()
         parts = "|".join([self.base.model_id, self.stance.model_id, json.dumps(self.record["counts"]),
                           self.gate.model_id])
@@ -115,8 +126,9 @@ class DebateContextScorer(Scorer):
 
 
 class _Gate:
-    """The project's relevance filter on ``data/topics.toml`` (rules, then the second stage), built on first use;
-    its id hashes the validated topics (not the file's bytes: comments do not count) and the relevance model."""
+    """The project's relevance filter on ``data/topics.toml`` (rules, then the second stage, with its broad class as
+    collection runs it by default), built on first use; its id hashes the validated topics (not the file's bytes:
+    comments do not count) and names the relevance model and the broad class."""
 
     def __init__(self) -> None:
         from aimusic.core.config import DEFAULT_TOPICS
@@ -130,7 +142,7 @@ class _Gate:
         content = self.topics.model_dump_json()
         self.stage = load_semantic()  # the filter built later uses this one (loaded once, named in the id)
         self.model_id = (f"topics@{hashlib.sha256(content.encode()).hexdigest()[:12]}"
-                         f"+{getattr(self.stage, 'model_id', 'rules-only')}")
+                         f"+{getattr(self.stage, 'model_id', 'rules-only')}+broad")
         self._filter: Any | None = None
         self._lock = threading.Lock()
 
@@ -139,7 +151,7 @@ class _Gate:
             if self._filter is None:
                 from aimusic.debate.relevance import RelevanceFilter
 
-                self._filter = RelevanceFilter(self.topics, semantic=self.stage, broad=False)
+                self._filter = RelevanceFilter(self.topics, semantic=self.stage, broad=True)
         return self._filter.decide_many(texts)
 
 

@@ -80,6 +80,12 @@ class StanceScorer(Scorer):
         best = int(np.argmax(probs))
         return UNCLEAR if float(probs[best]) < self.unclear_below else STANCE_LABELS[best]
 
+    def decided(self, probs: np.ndarray) -> ScoreBatch:
+        """The batch :meth:`score` returns for rows of probabilities this model computed before (all scored)."""
+        rows = np.asarray(probs, dtype=np.float64).reshape(-1, 3)
+        batch = ScoreBatch(labels=[self.label_of(row) for row in rows], probs=rows, status=["scored"] * len(rows))
+        return _mark_unclear(batch)
+
     def score(
         self, texts: Sequence[str], langs: Sequence[str | None] | None = None, *, embeddings: np.ndarray | None = None
     ) -> ScoreBatch:
@@ -345,9 +351,9 @@ def _finetuned(arg: str | None) -> StanceScorer:
 
 
 def _ensemble(arg: str | None) -> StanceScorer:
-    from sentiment.stance_ens import EnsembleStanceScorer
+    from sentiment.stance_ens import EnsembleStanceScorer, shared
 
-    return EnsembleStanceScorer.from_argument(arg)
+    return EnsembleStanceScorer.from_argument(arg) if arg else shared()  # the shipped one: once per process
 
 
 def _nli(arg: str | None) -> StanceScorer:

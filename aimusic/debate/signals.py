@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +30,9 @@ from aimusic.core.topics import Topics
 from aimusic.debate.arguments import ArgumentTagger
 from aimusic.debate.entities import EntityTagger
 from aimusic.store.db import Store
+
+if TYPE_CHECKING:
+    from sentiment.base import ScoreBatch
 
 log = logging.getLogger(__name__)
 
@@ -219,18 +223,48 @@ def _write_stance(
     store: Store, scorer: object, todo: pa.Table, texts: list[str], langs: list[str | None],
     embeddings: np.ndarray, rows: list[int],
 ) -> int:
-    from sentiment.stance import STANCE_LABELS, StanceScorer
+    from sentiment.stance import StanceScorer
 
     model: StanceScorer = scorer  # type: ignore[assignment]
     if not rows:
         return 0
     result = model.score([texts[i] for i in rows], [langs[i] for i in rows], embeddings=embeddings[rows])
+    return _upsert_stances(store, model.model_id, todo, rows, result)
+
+
+def record_read_stances(store: Store, scorer: object, todo: pa.Table, texts: Sequence[str]) -> int:
+    """Store the stance a sentiment scorer read while scoring these posts, so that the signals step does not
+    read them again (``minilm-debate`` reads posts about AI music with the default stance ``ensemble``, which
+    keeps its results). Only when that stance model is the one the signals step uses
+    (``AIMUSIC_STANCE_MODEL``); ``todo`` holds the posts' ``source``, ``post_id`` and ``text_md5``, in the order
+    of ``texts``. Returns the rows written."""
+    from aimusic.core.config import cached_settings
+    from sentiment.stance import DEFAULT_STANCE, load_stance
+
+    stance = getattr(scorer, "stance", None)
+    kept = getattr(stance, "kept", None)
+    if kept is None or not len(texts):
+        return 0
+    configured = (cached_settings().stance_model or DEFAULT_STANCE).strip().lower()
+    if configured != DEFAULT_STANCE or load_stance(configured).model_id != stance.model_id:  # type: ignore[union-attr]
+        return 0
+    probs = np.asarray(kept(list(texts)))
+    rows = [i for i in range(len(texts)) if not np.isnan(probs[i]).any()]
+    if not rows:
+        return 0
+    return _upsert_stances(store, stance.model_id, todo, rows, stance.decided(probs[rows]))  # type: ignore[union-attr]
+
+
+def _upsert_stances(store: Store, model_id: str, todo: pa.Table, rows: list[int], result: ScoreBatch) -> int:
+    """Write the stance rows ``result`` (one per index of ``rows`` into ``todo``) in one statement."""
+    from sentiment.stance import STANCE_LABELS
+
     take = pa.array(rows, pa.int64())
     table = pa.table(
         {
             "source": todo.column("source").take(take),
             "post_id": todo.column("post_id").take(take),
-            "model": pa.array([model.model_id] * len(rows), pa.string()),
+            "model": pa.array([model_id] * len(rows), pa.string()),
             "label": pa.array(result.labels, pa.string()),
             STANCE_LABELS[0]: pa.array(result.probs[:, 0], pa.float64(), from_pandas=True),
             STANCE_LABELS[1]: pa.array(result.probs[:, 1], pa.float64(), from_pandas=True),

@@ -22,7 +22,7 @@ from aimusic.core.languages import detect_missing, post_texts
 from aimusic.core.records import posts_to_arrow
 from aimusic.core.topics import Topics, TopicsError
 from aimusic.debate.relevance import RelevanceFilter
-from aimusic.debate.signals import tag_entities
+from aimusic.debate.signals import record_read_stances, tag_entities
 from aimusic.sources.base import CollectContext, Source, SourceStopped, SourceUnavailable
 from aimusic.store.db import Store, StoreError
 from sentiment import Scorer
@@ -140,6 +140,18 @@ def collect_source(
     return summary
 
 
+def _keep_read_stances(store: Store, scorer: Scorer, todo: pa.Table, texts: list[str]) -> None:
+    """The stance the scorer read while scoring (``minilm-debate``), stored for the signals step; a failure
+    here costs only time (the signals step reads those posts itself), so it is logged, never raised."""
+    try:
+        n = record_read_stances(store, scorer, todo, texts)
+    except Exception as exc:  # an optimisation: the scores are already committed
+        log.warning("could not store the stance read while scoring (the signals step will read it): %s", exc)
+        return
+    if n:
+        log.debug("stored the stance of %d posts read while scoring", n)
+
+
 def score_posts(
     store: Store,
     scorer: Scorer,
@@ -187,6 +199,7 @@ def score_posts(
             }
         )
         store.upsert_scores(scores)
+        _keep_read_stances(store, scorer, todo, texts)
         per_source.update(todo.column("source").to_pylist())
         done += n
         if progress:
