@@ -5,6 +5,7 @@ rows are deleted; a refresh with nothing new does nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -234,3 +235,76 @@ def test_languages_filled_in_later_reach_the_summary(db: Path) -> None:
     assert update_langs(store, langs) == keys.num_rows
     assert refresh(db) == "incremental"
     assert_same(db)
+
+
+def reference_page(con: duckdb.DuckDBPyConnection, filters: Filters, sort: str, limit: int) -> pd.DataFrame:
+    """A Posts page the straightforward way: every matching post joined with its score, sorted, cut."""
+    where, params = filters.where("p")
+    page = con.execute(
+        f"""SELECT {posts._POST_FIELDS}, s.label AS sentiment,
+                   greatest(s.negative, s.neutral, s.positive) AS confidence
+            FROM posts p LEFT JOIN scores s ON s.source = p.source AND s.post_id = p.post_id AND s.model = ?
+            WHERE {where} ORDER BY {posts.POST_SORTS[sort][0]} LIMIT ?""", [MODEL, *params, limit]).df()
+    page = page[posts.POST_TABLE_COLUMNS]
+    return page.assign(sentiment=page["sentiment"].astype(object).where(page["sentiment"].notna(), None))
+
+
+def test_pages_by_time_and_text_searches_match_the_straightforward_query(db: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Newest and oldest pages are read in slices of days from the window's end (sized by the daily summary, or
+    growing from one day), text searches included: the same rows in the same order as one sorted query."""
+    assert refresh(db) == "full"
+    searches = [None, "ai", "Suno", "stolen", "no such words here"]
+    with read_connection(db) as con:
+        for growth in (4, 2):
+            monkeypatch.setattr(posts, "_SLICE_GROWTH", growth)
+            for filters in FILTERS:
+                for search in searches:
+                    flt = dataclasses.replace(filters, search=search)
+                    for sort in ("newest", "oldest"):
+                        for limit in (1, 40, 300, 5000):
+                            theirs = reference_page(con, flt, sort, limit)
+                            for summary in (True, False):
+                                mine = posts.posts_page(con, flt, MODEL, sort, limit, summary=summary)
+                                pd.testing.assert_frame_equal(mine, theirs, check_dtype=False,
+                                                              obj=f"{sort} {limit} {summary} {flt}")
+            for search in searches:  # also a text search under the other orderings, and an open-ended window
+                flt = Filters(start=START, search=search)
+                for sort in posts.POST_SORTS:
+                    pd.testing.assert_frame_equal(posts.posts_page(con, flt, MODEL, sort, 50, summary=True),
+                                                  reference_page(con, flt, sort, 50), check_dtype=False,
+                                                  obj=f"{sort} {flt}")
+
+
+def test_voices_ranked_among_the_bounded_candidates_match_the_copy(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Voices ranks only the authors whose totals (``dash_voice_totals``) reach the bar the seeds set: the same
+    pages as ranking every author, with few seeds, many, and none (every author ranked), after a full build and
+    after new posts (the totals kept incrementally)."""
+    assert refresh(db) == "full"
+    for step in ("full", "incremental"):
+        if step == "incremental":
+            topics = load_topics()
+            more, _ = RelevanceFilter(topics).filter_table(generate_table(300, seed=99, end=END, days=20, events=[]))
+            Store(db).upsert_posts(more)
+            tag_entities(Store(db), topics)
+            score_posts(Store(db), load_scorer("vader"))
+            assert refresh(db) == "incremental"
+        with read_connection(db) as con:
+            assert dashboard_summary.is_current(con)
+            bounds = con.execute(
+                """SELECT count(*) FROM dash_voice_totals t FULL JOIN (
+                       SELECT source, author_id, sum(posts) AS posts, sum(greatest(engagement, 0)) AS engagement
+                       FROM dash_voices WHERE model = '' AND author_id IS NOT NULL GROUP BY ALL) v
+                   ON v.source = t.source AND v.author_id = t.author_id
+                   WHERE t.posts IS DISTINCT FROM v.posts OR t.engagement IS DISTINCT FROM v.engagement""").fetchall()
+            assert bounds[0][0] == 0  # the kept totals equal the totals recomputed from the Voices summary
+            for seeds, most in ((1, 250_000), (5, 250_000), (5, 0)):
+                monkeypatch.setattr(voices, "_SEEDS", seeds)
+                monkeypatch.setattr(voices, "_MAX_CANDIDATES", most)
+                for filters in [f for f in FILTERS if voices.supported(f)]:
+                    for order in ("posts", "engagement"):
+                        for limit in (1, 3, 25):
+                            mine = voices.voices(con, filters, MODEL, "author", order, limit)
+                            theirs = voices.voices(con, filters, MODEL, "author", order, limit, summary=False)
+                            pd.testing.assert_frame_equal(mine, theirs, check_dtype=False,
+                                                          obj=f"{seeds} {most} {order} {limit} {filters}")

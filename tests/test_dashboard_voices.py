@@ -96,14 +96,15 @@ def test_author_ids_stay_one_per_author_through_refreshes(db: Path) -> None:
 
 def test_a_database_of_schema_10_migrates_and_rebuilds_its_summary(db: Path, tmp_path: Path) -> None:
     """The summary tables as migration 10 left them, with a summary that was current then: migration 11 replaces
-    them and the next refresh is a full build."""
+    them (and 12 adds the Voices bounds and the scores index) and the next refresh is a full build."""
     with duckdb.connect(str(db)) as con:
+        con.execute("DROP INDEX scores_post")
         for table in ("dash_authors", "dash_entity_authors", "dash_author_ids", "dash_voices", "dash_top",
-                      "dash_top_cut"):
+                      "dash_top_cut", "dash_voice_totals"):
             con.execute(f"DROP TABLE {table}")
         for sql in dashboard_summary.TABLES[1:3]:  # dash_authors, dash_entity_authors of migration 10
             con.execute(sql)
-        con.execute("DELETE FROM schema_migrations WHERE version = 11")
+        con.execute("DELETE FROM schema_migrations WHERE version >= 11")
     old = tmp_path / "v10.duckdb"  # another file: this process has not migrated it yet
     shutil.copy(db, old)
     with duckdb.connect(str(old), read_only=True) as con:  # its summary was current under schema 10
@@ -113,7 +114,7 @@ def test_a_database_of_schema_10_migrates_and_rebuilds_its_summary(db: Path, tmp
     same_voices(tmp_path / "v10-dashboard.duckdb")
     store = Store(old)
     with duckdb.connect(str(old), read_only=True) as con:
-        assert con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0][0] == 11
+        assert con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0][0] == 12
         assert "author_id" in [r[0] for r in con.execute("DESCRIBE dash_authors").fetchall()]
         assert not dashboard_summary.is_current(con)
     assert store.refresh_summary() == "full"

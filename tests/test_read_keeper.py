@@ -22,11 +22,12 @@ _WRITER = """
 import json, sys, time
 from aimusic.store.db import Store
 db, n, wait = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+prefix = sys.argv[4] if len(sys.argv) > 4 else "w"
 store = Store(db, lock_wait=wait)
 waits = []
 for i in range(n):
     started = time.monotonic()
-    store.set_meta(f"w{i}", str(i))
+    store.set_meta(f"{prefix}{i}", str(i))
     waits.append(time.monotonic() - started)
     time.sleep(0.05)
 print(json.dumps({"written": n, "max_wait": max(waits)}))
@@ -112,6 +113,60 @@ def test_a_stale_writer_marker_is_ignored(tmp_path: Path):
     assert read_keeper.kept_files() == [str(db.resolve())]
 
 
+def test_each_writer_has_its_own_marker_and_removes_only_its_own(tmp_path: Path):
+    """Two writers wait for the file: the first one in withdraws its announcement, the second's still holds."""
+    db = tmp_path / "a.duckdb"
+    Store(db).set_meta("k", "v")
+    other = read_keeper.writer_marker(db, pid=os.getpid() + 1)  # a writer of another process, still waiting
+    assert other != read_keeper.writer_marker(db) and other.name == f"a.duckdb.writer.{os.getpid() + 1}"
+    other.touch()
+    read_keeper.announce_writer(db)  # this process's writer waits too
+    assert sorted(read_keeper.writer_markers(db)) == sorted([other, read_keeper.writer_marker(db)])
+    read_keeper.withdraw_writer(db)  # ... and gets in first
+    assert read_keeper.writer_markers(db) == [other]
+    assert read_keeper.writer_waiting(db)  # the other writer is still announced: no connection is kept for now
+    read(db, _meta)
+    assert read_keeper.kept_files() == []
+    other.unlink()
+    read(db, _meta)
+    assert read_keeper.kept_files() == [str(db.resolve())]
+
+
+def test_stale_markers_are_ignored_then_removed_and_the_old_single_marker_still_counts(tmp_path: Path):
+    db = tmp_path / "a.duckdb"
+    Store(db).set_meta("k", "v")
+    ignored, removed = (read_keeper.writer_marker(db, pid=p) for p in (11, 12))
+    ages = (2 * read_keeper.WRITER_FRESH_SECONDS, 2 * read_keeper.WRITER_STALE_SECONDS)
+    for marker, age in zip((ignored, removed), ages, strict=True):
+        marker.touch()
+        os.utime(marker, (time.time() - age, time.time() - age))
+    (tmp_path / "a.duckdb.writer.tmp").touch()  # not a marker: left alone
+    assert not read_keeper.writer_waiting(db)
+    assert read_keeper.writer_markers(db) == [ignored] and not removed.exists()
+    assert (tmp_path / "a.duckdb.writer.tmp").exists()
+    legacy = tmp_path / "a.duckdb.writer"  # touched by a writer of an earlier release
+    legacy.touch()
+    assert read_keeper.writer_waiting(db)
+
+
+def test_two_writer_processes_get_in_while_the_dashboard_keeps_reading(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch):
+    """Two writers at once, each announcing itself while refused: when one gets in and withdraws its marker, the
+    other's still lets the kept connection go. Every write of both gets in, each within its 5 s."""
+    monkeypatch.setattr(read_keeper, "IDLE_SECONDS", 600.0)
+    db = tmp_path / "a.duckdb"
+    Store(db).set_meta("start", "0")
+    read(db, read_version)
+    first, second = (spawn(["-c", _WRITER, str(db), "12", "5", prefix]) for prefix in ("a", "b"))
+    reads, errors, result = read_while_running(first, lambda: read(db, read_version), 0.02, timeout=60)
+    _, _, other = read_while_running(second, lambda: read(db, read_version), 0.02, timeout=60)
+    assert result["written"] == other["written"] == 12 and max(result["max_wait"], other["max_wait"]) < 5
+    assert errors == [] and len(reads) >= 5
+    meta = read(db, _meta)
+    assert all(meta[f"{p}{i}"] == str(i) for p in "ab" for i in range(12))
+    assert read_keeper.writer_markers(db) == []
+
+
 def test_a_writer_process_gets_in_while_the_dashboard_keeps_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The kept connection would never idle out here (reads every 20 ms, idle limit 10 minutes): only the writer's
     announcement lets it in. Each of its writes waits at most 5 s (then it would fail); all must get in."""
@@ -125,7 +180,7 @@ def test_a_writer_process_gets_in_while_the_dashboard_keeps_reading(tmp_path: Pa
     assert errors == [] and len(reads) >= 5
     meta = read(db, _meta)
     assert all(meta[f"w{i}"] == str(i) for i in range(15))
-    assert not read_keeper.writer_marker(db).exists()  # the writer cleaned up its announcement
+    assert read_keeper.writer_markers(db) == []  # the writer cleaned up its announcement
 
 
 def test_a_monitoring_run_loses_nothing_while_the_dashboard_keeps_the_file(tmp_path: Path,

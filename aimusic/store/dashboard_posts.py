@@ -9,7 +9,9 @@ tests use it as the reference the file-only path must match.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from datetime import UTC, timedelta
 from typing import Any
 
 import duckdb
@@ -17,6 +19,7 @@ import pandas as pd
 
 from aimusic.store import dashboard_daily as daily
 from aimusic.store import dashboard_top as top
+from aimusic.store.dashboard_queries import EPOCH, day_number, summary_where
 from aimusic.store.queries import Filters, engagement_sql
 
 #: Posts view orderings (label -> SQL over the posts table ``p`` and scores ``s``; needs_scores)
@@ -28,13 +31,12 @@ POST_SORTS: dict[str, tuple[str, bool]] = {
     "most positive": ("s.positive DESC NULLS LAST, p.created_at DESC, p.source, p.post_id", True),
 }
 
-#: orderings whose first key is a posts column: (that key, its direction, the comparison keeping the posts at or
-#: past the page's last value, ties included). Not "most engaged": computing the sum twice cost more than it saved
-#: at 10M posts (1.5 s against 1.0 s).
-_CUTS = {
-    "newest": ("p.created_at", "DESC", ">="),
-    "oldest": ("p.created_at", "ASC", "<="),
-}
+#: orderings by time: the page lies in the days at the window's newest (or oldest) end, read slice by slice
+_BY_TIME = {"newest": True, "oldest": False}  # ordering -> newest first
+#: when the daily summary cannot say how many days hold the page (a text search, a minimum engagement above its
+#: cap, no current summary), the first slice is one day (or the days holding ``limit`` posts before the search),
+#: and each next slice this many times as long
+_SLICE_GROWTH = 4
 
 #: the SQL form of :func:`aimusic.core.text.join_title_body` (title, blank line, body; the body alone when it
 #: already starts with the title)
@@ -75,9 +77,11 @@ def _labels(
                FROM facts WHERE list_contains(?, post_id)""", [ids]
         ).df()
     else:
+        # ``post_id IN (constants)`` lets DuckDB use the ``scores_post`` index (schema 12) when the file has it:
+        # a few index lookups instead of a scan of every score
         labels = con.execute(
             """SELECT source, post_id, label AS sentiment, greatest(negative, neutral, positive) AS confidence
-               FROM scores WHERE model = ? AND post_id = ANY(?)""", [model, ids]
+               FROM scores WHERE post_id IN ? AND model = ?""", [sorted(set(ids)), model]
         ).df()
     out = page.merge(labels, on=["source", "post_id"], how="left", validate="one_to_one")
     return _none_for_no_label(out[POST_TABLE_COLUMNS])
@@ -142,6 +146,85 @@ def _with_floor(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | N
     return f"{where} AND {engagement_sql('p')} >= ?", [*params, floor]
 
 
+def _data_days(con: duckdb.DuckDBPyConnection, filters: Filters) -> tuple[int, int] | None:
+    """The window's first and last day numbers, clamped to the days that hold posts (``None``: no posts there)."""
+    oldest, newest = con.execute("SELECT min(created_at), max(created_at) FROM posts").fetchall()[0]
+    if oldest is None:
+        return None
+    low, high = (day_number(t.astimezone(UTC).date()) for t in (oldest, newest))
+    first = max(low, day_number(filters.start)) if filters.start else low
+    last = min(high, day_number(filters.end)) if filters.end else high
+    return (first, last) if first <= last else None
+
+
+def _days_holding(con: duckdb.DuckDBPyConnection, filters: Filters, newest: bool, first: int, last: int,
+                  limit: int) -> int:
+    """How many days from the window's newest (or oldest) end hold at least ``limit`` posts under ``filters``
+    (every filter but a text search; from the daily summary), or every day of the window when fewer posts match."""
+    where, params = summary_where(filters, "d")
+    rows = con.execute(
+        f"""SELECT d.day, sum(d.posts) FROM dash_daily d WHERE d.model = '' AND {where}
+            GROUP BY d.day ORDER BY d.day {'DESC' if newest else 'ASC'}""", params
+    ).fetchall()
+    seen = 0
+    for day, n in rows:
+        seen += int(n)
+        if seen >= limit:
+            return abs(int(day) - (last if newest else first)) + 1
+    return last - first + 1
+
+
+def _time_page(con: duckdb.DuckDBPyConnection, filters: Filters, sort: str, limit: int, *, summary: bool
+               ) -> pd.DataFrame:
+    """The first ``limit`` posts under ``filters`` (text search included) newest or oldest first, found in slices of
+    whole days from the window's newest (or oldest) end: every post of a slice ranks before every post of the slices
+    after it, so once ``limit`` posts matched, no older (newer) day is read. Each slice reads one column (the times
+    of its first matching posts); one query then reads the page's posts, from the slices read, at or past the last
+    time kept. With the daily summary current, the first slice is the days that hold ``limit`` posts under the
+    filters (the only one unless a text search drops some); else one day, each next slice :data:`_SLICE_GROWTH`
+    times longer."""
+    order = POST_SORTS[sort][0]
+    newest = _BY_TIME[sort]
+    unsearched = dataclasses.replace(filters, search=None)
+    counted = summary and daily.supported(unsearched)  # the daily summary sizes the first slice
+    if limit <= 0:
+        span = None
+    elif counted and filters.start and filters.end:  # empty days at the ends cost nothing to slice: no clamping
+        span = (day_number(filters.start), day_number(filters.end)) if filters.start <= filters.end else None
+    else:
+        span = _data_days(con, filters)
+    window, cut = filters, None
+    if span is not None:
+        first, last = span
+        days = _days_holding(con, unsearched, newest, first, last, limit) if counted else 1
+        edge, found = (last if newest else first), 0
+        while found < limit and first <= edge <= last:
+            low, high = (max(first, edge - days + 1), edge) if newest else (edge, min(last, edge + days - 1))
+            edge = low - 1 if newest else high + 1
+            where, params = _days(filters, low, high).where("p")
+            times = con.execute(f"SELECT p.created_at FROM posts p WHERE {where} ORDER BY p.created_at "
+                                f"{'DESC' if newest else 'ASC'} LIMIT ?", [*params, limit - found]).fetchall()
+            found += len(times)
+            if found >= limit:
+                cut = times[-1][0]
+            days *= _SLICE_GROWTH
+        # the page lies in the days read: from the slice where it filled up to the window's end
+        window = _days(filters, edge + 1, last) if newest else _days(filters, first, edge - 1)
+    where, params = window.where("p")
+    if cut is not None:
+        where, params = f"{where} AND p.created_at {'>=' if newest else '<='} ?", [*params, cut]
+    elif span is None:
+        where = f"FALSE AND {where}"
+    return con.execute(
+        f"""WITH p AS (SELECT {_POST_SOURCE_COLUMNS} FROM posts p WHERE {where} ORDER BY {order} LIMIT ?)
+            SELECT {_POST_FIELDS} FROM p ORDER BY {order}""", [*params, limit]).df()
+
+
+def _days(filters: Filters, low: int, high: int) -> Filters:
+    """``filters`` over the days numbered ``low`` to ``high``."""
+    return dataclasses.replace(filters, start=EPOCH + timedelta(days=low), end=EPOCH + timedelta(days=high))
+
+
 def posts_page(
     con: duckdb.DuckDBPyConnection,
     filters: Filters,
@@ -187,13 +270,8 @@ def posts_page(
             LEFT JOIN scores s ON s.source = p.source AND s.post_id = p.post_id AND s.model = ?
             WHERE {where} ORDER BY {order} LIMIT ?"""
         return con.execute(sql, [model, *params, int(limit)]).df()[POST_TABLE_COLUMNS]
-    if sort in _CUTS and not filters.search:  # the cut-off value alone first (one column to sort), then the posts
-        # at or past it (a text search reads every text anyway: one pass)
-        expr, direction, op = _CUTS[sort]
-        cut = con.execute(f"SELECT {expr} FROM posts p WHERE {where} ORDER BY {expr} {direction} LIMIT 1 OFFSET ?",
-                          [*params, max(int(limit) - 1, 0)]).fetchall()
-        if cut:
-            where, params = f"{where} AND {expr} {op} ?", [*params, cut[0][0]]
+    if sort in _BY_TIME:
+        return _labels(_time_page(con, filters, sort, int(limit), summary=summary), model, con, fcon)
     if sort == "most engaged" and summary and daily.supported(filters):
         where, params = _with_floor(con, filters, model, None, int(limit), where, params)
     sql = f"""

@@ -29,7 +29,7 @@ import pandas as pd
 
 from aimusic.core.stats import net_interval, net_sentiment
 from aimusic.store.dashboard_facts import NotAnAimusicDatabase
-from aimusic.store.queries import Filters
+from aimusic.store.queries import Filters, holds_any, join_conditions, one
 
 #: buckets with fewer scored posts than this are greyed out and left out of the net-sentiment line
 MIN_SCORED = 20
@@ -60,17 +60,15 @@ def summary_where(filters: Filters, alias: str, engagement: str = "eng") -> tupl
     """The filters over a summary table keyed by day number (``day``, ``source``, ``lang``; ``terms``,
     ``entities`` and the ``engagement`` column where the filters use them): a SQL condition and its parameters."""
     a = alias
-    conditions: list[tuple[str, Any]] = [
-        (f"{a}.day >= ?", day_number(filters.start) if filters.start else None),
-        (f"{a}.day <= ?", day_number(filters.end) if filters.end else None),
-        (f"list_contains(?, {a}.source)", list(filters.sources) or None),
-        (f"list_contains(?, {a}.lang)", list(filters.langs) or None),
-        (f"list_has_any({a}.terms, ?)", list(filters.terms) or None),
-        (f"list_has_any({a}.entities, ?)", list(filters.entities) or None),
-        (f"{a}.{engagement} >= ?", int(filters.min_engagement) or None),
-    ]
-    used = [(sql, value) for sql, value in conditions if value is not None]
-    return " AND ".join(["TRUE", *(sql for sql, _ in used)]), [value for _, value in used]
+    return join_conditions([
+        (f"{a}.day >= ?", one(day_number(filters.start) if filters.start else None)),
+        (f"{a}.day <= ?", one(day_number(filters.end) if filters.end else None)),
+        (f"list_contains(?, {a}.source)", one(list(filters.sources) or None)),
+        (f"list_contains(?, {a}.lang)", one(list(filters.langs) or None)),
+        (holds_any(f"{a}.terms", filters.terms), list(filters.terms) or None),
+        (holds_any(f"{a}.entities", filters.entities), list(filters.entities) or None),
+        (f"{a}.{engagement} >= ?", one(int(filters.min_engagement) or None)),
+    ])
 
 
 def with_sentiment(df: pd.DataFrame) -> pd.DataFrame:

@@ -88,6 +88,20 @@ TABLES_11 = (
     "DELETE FROM dash_state",
 )
 
+#: the upper bounds Voices ranks authors with (:mod:`aimusic.store.dashboard_voices`): per (source, author id) over
+#: every day, language and community, the posts and the engagement counted only where positive (each ``dash_voices``
+#: row's summed engagement when above 0), so no window, language or source filter can give an author more
+_TOTALS = """SELECT v.source, v.author_id, sum(v.posts)::BIGINT, sum(greatest(v.engagement, 0))::BIGINT
+    FROM dash_voices v {semi} WHERE v.model = '' AND v.author_id IS NOT NULL GROUP BY v.source, v.author_id"""
+
+#: migration 12: the Voices bounds, filled from the Voices summary as it is (no rebuild); the same migration adds
+#: an index on ``scores.post_id`` (:mod:`aimusic.store.schema`)
+TABLES_12 = (
+    """CREATE TABLE dash_voice_totals (
+        source VARCHAR NOT NULL, author_id INTEGER NOT NULL, posts BIGINT NOT NULL, engagement BIGINT NOT NULL)""",
+    f"INSERT INTO dash_voice_totals {_TOTALS.format(semi='')}",
+)
+
 SUMMARY_TABLES = ("dash_daily", "dash_authors", "dash_entity_authors", "dash_voices", *dashboard_top.DAY_TABLES)
 
 #: the posts in scope (``{where}``), with their author's id (``dash_author_ids`` must hold every author first)
@@ -148,7 +162,7 @@ def _state(con: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
 
 
 #: the schema version (:mod:`aimusic.store.schema`) whose summary tables this module reads and writes
-SUMMARY_SCHEMA = 11
+SUMMARY_SCHEMA = 12
 
 
 def is_current(con: duckdb.DuckDBPyConnection) -> bool:
@@ -209,9 +223,25 @@ def _fill(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> None
 
 
 def _rebuild(con: duckdb.DuckDBPyConnection) -> None:
-    for table in (*SUMMARY_TABLES, "dash_author_ids"):
+    for table in (*SUMMARY_TABLES, "dash_author_ids", "dash_voice_totals"):
         con.execute(f"DELETE FROM {table}")
     _fill(con, "", [])
+    con.execute(f"INSERT INTO dash_voice_totals {_TOTALS.format(semi='')}")
+
+
+def _touched_authors(con: duckdb.DuckDBPyConnection, days: list[int]) -> None:
+    """Add the (source, author id) groups with Voices rows on ``days`` to ``_dash_va``."""
+    con.execute("""INSERT INTO _dash_va SELECT DISTINCT source, author_id FROM dash_voices
+                   WHERE model = '' AND author_id IS NOT NULL AND list_contains(?, day)""", [days])
+
+
+def _retotal(con: duckdb.DuckDBPyConnection) -> None:
+    """Recompute the Voices bounds of the groups in ``_dash_va`` (those whose days were recomputed)."""
+    con.execute("DELETE FROM dash_voice_totals t USING _dash_va a WHERE t.source = a.source "
+                "AND t.author_id = a.author_id")
+    semi = "SEMI JOIN _dash_va a ON a.source = v.source AND a.author_id = v.author_id"
+    con.execute(f"INSERT INTO dash_voice_totals {_TOTALS.format(semi=semi)}")
+    con.execute("DROP TABLE _dash_va")
 
 
 def _incremental(con: duckdb.DuckDBPyConnection, state: tuple[Any, ...]) -> bool:
@@ -231,6 +261,8 @@ def _incremental(con: duckdb.DuckDBPyConnection, state: tuple[Any, ...]) -> bool
     ).fetchall()]
     if days:
         low, high = min(days), max(days)
+        con.execute("CREATE OR REPLACE TEMP TABLE _dash_va (source VARCHAR, author_id INTEGER)")
+        _touched_authors(con, days)  # before their rows go: their bounds change too
         for table in SUMMARY_TABLES:
             con.execute(f"DELETE FROM {table} WHERE list_contains(?, day)", [days])
         # the created_at range lets DuckDB skip row groups; the list keeps exactly the touched days
@@ -238,6 +270,8 @@ def _incremental(con: duckdb.DuckDBPyConnection, state: tuple[Any, ...]) -> bool
                       AND p.created_at < make_timestamptz((?::BIGINT + 1) * 86400000000)
                       AND list_contains(?, {DAY_SQL.format(a='p')})"""
         _fill(con, where, [low, high, days])
+        _touched_authors(con, days)
+        _retotal(con)
     if new:  # a model seen for the first time: its ranked lists for every day
         _lists(con, new)
     return _matches(con)
@@ -264,7 +298,11 @@ def _matches(con: duckdb.DuckDBPyConnection) -> bool:
            UNION ALL
            SELECT model, label, count(*) FROM scores WHERE label IS NOT NULL GROUP BY ALL ORDER BY ALL"""
     ).fetchall()
-    if [tuple(r) for r in mine] != [tuple(r) for r in theirs]:
+    bounds = con.execute(
+        """SELECT (SELECT coalesce(sum(posts), 0) FROM dash_voice_totals),
+                  (SELECT coalesce(sum(posts), 0) FROM dash_voices WHERE model = '' AND author_id IS NOT NULL)"""
+    ).fetchall()[0]
+    if [tuple(r) for r in mine] != [tuple(r) for r in theirs] or bounds[0] != bounds[1]:
         log.info("dashboard summary drifted from the file: rebuilding")
         return False
     return True

@@ -3,7 +3,9 @@ mix, read from the summary table ``dash_voices`` (kept by :mod:`aimusic.store.da
 row per post. No Streamlit here.
 
 :func:`voices` returns exactly what :func:`aimusic.store.dashboard_queries.voices` returns over the in-memory facts
-copy (the tests compare them). The summary answers the date window, sources and languages
+copy (the tests compare them). Authors are ranked only among those whose totals over every day
+(``dash_voice_totals``, an upper bound of any window's sums) can reach the page (:func:`_candidates`), so a long
+window does not group every author-day. The summary answers the date window, sources and languages
 (:func:`supported`); a tracked-term, entity or minimum-engagement filter is answered from the posts (joined with
 the model's scores), exact but slower on a large file.
 
@@ -61,15 +63,52 @@ def _labels() -> str:
                sum(v.neutral)::BIGINT AS neutral, sum(v.positive)::BIGINT AS positive"""
 
 
+#: Voices ranks only the groups whose bound (``dash_voice_totals``) reaches the value of the page's last group among
+#: this many times the page's length of the groups with the highest bounds ("seeds")
+_SEEDS = 5
+#: ... unless more groups than this reach it (then every group of the window is ranked)
+_MAX_CANDIDATES = 250_000
+#: the first ordering key, and its bound in ``dash_voice_totals``
+_FIRST_KEY = {"posts": "posts", "engagement": "engagement"}
+
+
+def _candidates(con: duckdb.DuckDBPyConnection, filters: Filters, order: str, limit: int) -> tuple[str, list[Any]]:
+    """A SQL set of (source, author id) groups that holds every group of the page (ties included), and its
+    parameters; ``("", [])`` when it would not be small enough to help.
+
+    The window's sums of a few groups with the highest bounds (the seeds) set a bar: the ``limit``-th highest
+    first ordering key among them. ``limit`` groups reach the bar, so a group whose bound (its sum over every day,
+    language and community, engagement counted where positive: never less than its window's sum) is below it
+    cannot be on the page. The groups whose bound reaches the bar are the candidates."""
+    where, params = _where(filters)
+    key = _FIRST_KEY[order]
+    src, sparams = ("list_contains(?, t.source)", [list(filters.sources)]) if filters.sources else ("TRUE", [])
+    bar = con.execute(
+        f"""WITH s AS (SELECT t.source, t.author_id FROM dash_voice_totals t WHERE {src} ORDER BY t.{key} DESC LIMIT ?)
+            SELECT sum(v.{key}) AS value
+            FROM dash_voices v SEMI JOIN s ON s.source = v.source AND s.author_id = v.author_id
+            WHERE v.model = '' AND {where} GROUP BY v.source, v.author_id ORDER BY value DESC LIMIT 1 OFFSET ?""",
+        [*sparams, max(int(limit), 1) * _SEEDS, *params, max(int(limit) - 1, 0)],
+    ).fetchall()
+    if not bar:
+        return "", []
+    cand = f"SELECT t.source, t.author_id FROM dash_voice_totals t WHERE {src} AND t.{key} >= ?"
+    n = con.execute(f"SELECT count(*) FROM ({cand})", [*sparams, bar[0][0]]).fetchall()[0][0]
+    return (cand, [*sparams, bar[0][0]]) if n <= _MAX_CANDIDATES else ("", [])
+
+
 def _top_authors(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, order: str, limit: int
                  ) -> pd.DataFrame:
-    """Rank (source, author id) groups by their posts and engagement (the all-posts rows only); only the groups at
-    or above the page's last one (ties included) get their labels and names (which break the remaining ties)."""
+    """Rank (source, author id) groups by their posts and engagement (the all-posts rows only), among the
+    :func:`_candidates` when they are few; only the groups at or above the page's last one (ties included) get their
+    labels and names (which break the remaining ties)."""
     where, params = _where(filters)
+    cand, cparams = _candidates(con, filters, order, limit) if int(limit) > 0 else ("", [])
+    semi = f"SEMI JOIN ({cand}) k ON k.source = v.source AND k.author_id = v.author_id" if cand else ""
     sql = f"""
         WITH g AS MATERIALIZED (
             SELECT v.source, v.author_id, sum(v.posts)::BIGINT AS posts, sum(v.engagement)::BIGINT AS engagement
-            FROM dash_voices v
+            FROM dash_voices v {semi}
             WHERE v.model = '' AND v.author_id IS NOT NULL AND {where}
             GROUP BY v.source, v.author_id),
         c AS (SELECT posts, engagement FROM g ORDER BY {VOICE_ORDERS[order]} LIMIT 1 OFFSET ?),
@@ -84,7 +123,7 @@ def _top_authors(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | 
         FROM s JOIN dash_author_ids i ON i.id = s.author_id
         LEFT JOIN l ON l.source = s.source AND l.author_id = s.author_id
         ORDER BY {VOICE_ORDERS[order]}, s.source, author LIMIT ?"""
-    return con.execute(sql, [*params, max(int(limit) - 1, 0), model, *params, int(limit)]).df()
+    return con.execute(sql, [*cparams, *params, max(int(limit) - 1, 0), model, *params, int(limit)]).df()
 
 
 def _top_communities(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | None, order: str, limit: int

@@ -12,7 +12,9 @@ writing (``Conflicting lock``). The kept connection is closed
 
 * after :data:`IDLE_SECONDS` without a read (a watcher thread checks every :data:`POLL_SECONDS`);
 * as soon as a writer of *another process* waits for the file: :class:`aimusic.store.db.Store` touches a marker
-  file next to the database (:func:`announce_writer`, ``<file>.writer``) while its open is refused, and the watcher
+  file of its own next to the database (:func:`announce_writer`, ``<file>.writer.<pid>``: one per writer process,
+  so a writer that gets in removes only its own, never another's that still waits) while its open is refused,
+  and the watcher
   closes the kept connection when no read is in flight; reads that arrive meanwhile wait for the writer (up to
   :data:`WRITER_PRIORITY_SECONDS`) and then use a short connection of their own (the caller's fallback);
 * before a writer of *this process* opens the file (:func:`writer_arriving`; DuckDB refuses a read-write
@@ -47,35 +49,60 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 10.0  # close the kept connection after this long without a read
 POLL_SECONDS = 0.1  # how often the watcher looks at the idle time and the writer marker
 WRITER_FRESH_SECONDS = 2.0  # a marker not touched for this long is left over (its writer died): ignored
+WRITER_STALE_SECONDS = 60.0  # ... and one not touched for this long is removed (a waiting writer touches its own
+# marker every 0.5 s at most, and touching creates it again)
+_MARKER = ".writer."  # <database>.writer.<pid>
 WRITER_PRIORITY_SECONDS = 1.0  # how long a read waits for an announced writer (about two of its retries) before
 # it uses a connection of its own: a writer refused by someone else must not make every dashboard query wait long
 
 
-def writer_marker(path: str | Path) -> Path:
-    """The file a waiting writer touches: ``<database>.writer`` (next to the resolved file)."""
+def writer_marker(path: str | Path, pid: int | None = None) -> Path:
+    """The file a waiting writer touches: ``<database>.writer.<pid>`` (next to the resolved file), one per writer
+    process (``pid``: this process by default), so one writer getting in never withdraws another's announcement."""
     path = Path(path).resolve()
-    return path.with_name(path.name + ".writer")
+    return path.with_name(f"{path.name}{_MARKER}{os.getpid() if pid is None else int(pid)}")
 
 
 def announce_writer(path: str | Path) -> None:
-    """A writer is waiting for ``path`` (called on each refused open; best effort)."""
+    """A writer of this process is waiting for ``path`` (called on each refused open; best effort)."""
     with contextlib.suppress(OSError):
         writer_marker(path).touch()
 
 
 def withdraw_writer(path: str | Path) -> None:
-    """The writer got in or gave up."""
+    """This process's writer got in or gave up: its own marker goes (other writers' stay)."""
     with contextlib.suppress(OSError):
         writer_marker(path).unlink(missing_ok=True)
 
 
-def writer_waiting(path: str | Path) -> bool:
-    """Whether a writer of another process announced itself within the last :data:`WRITER_FRESH_SECONDS`."""
+def writer_markers(path: str | Path) -> list[Path]:
+    """Every writer marker of ``path``: ``<database>.writer.<pid>``, and ``<database>.writer`` (the one marker that
+    releases before per-process markers touched; still honoured, so such a writer is let in too)."""
+    path = Path(path).resolve()
+    legacy = path.name + _MARKER[:-1]
     try:
-        touched = writer_marker(path).stat().st_mtime
+        with os.scandir(path.parent) as entries:
+            return [Path(e.path) for e in entries
+                    if e.name == legacy or (e.name.startswith(legacy + ".") and e.name[len(legacy) + 1:].isdigit())]
     except OSError:
-        return False
-    return time.time() - touched < WRITER_FRESH_SECONDS
+        return []
+
+
+def writer_waiting(path: str | Path) -> bool:
+    """Whether a writer announced itself within the last :data:`WRITER_FRESH_SECONDS`. Markers not touched for
+    :data:`WRITER_STALE_SECONDS` were left by writers that died: they are removed (best effort)."""
+    now, fresh = time.time(), False
+    for marker in writer_markers(path):
+        try:
+            age = now - marker.stat().st_mtime
+        except OSError:  # withdrawn meanwhile
+            continue
+        if age < WRITER_FRESH_SECONDS:
+            fresh = True
+        elif age > WRITER_STALE_SECONDS:
+            with contextlib.suppress(OSError):
+                marker.unlink()
+    return fresh
 
 
 @dataclass
@@ -96,6 +123,7 @@ _WRITERS: dict[str, int] = {}  # writers of this process that are opening or hol
 # to a path the database instance already open in the process, even if the file was replaced since (``aimusic
 # compact``), so a kept connection is opened only when no other one is: it then reads the file as it is now
 _READERS: dict[str, int] = {}
+_OPENING: set[str] = set()  # files whose kept connection is being opened (outside the guard: see _open)
 _STATS = {"opened": 0, "closed": 0}
 
 
@@ -147,15 +175,30 @@ def _watch(key: str, kept: _Kept) -> None:
 
 
 def _open(key: str) -> _Kept | None:
+    """Open the kept connection to ``key``; called with the guard held, which it lets go during ``duckdb.connect``
+    (opening a large file takes tens of milliseconds, in which other files' reads and check-ins go on). Meanwhile
+    ``key`` is in :data:`_OPENING`: reads of the same file wait for this open, and a writer of this process waits
+    for it to end (and the connection to close) before it opens the file."""
     ident = _ident(key)
+    _OPENING.add(key)
+    _GUARD.release()
     try:
         con = duckdb.connect(key, read_only=True)
     except duckdb.Error as exc:  # a writer holds the file, or this process has it open read-write: no keeping
         log.debug("no kept connection to %s: %s", key, str(exc).splitlines()[0])
+        con = None
+    finally:
+        _GUARD.acquire()
+        _OPENING.discard(key)
+        _GUARD.notify_all()
+    if con is None:
         return None
     kept = _Kept(con, ident)
     _KEPT[key] = kept
     _STATS["opened"] += 1
+    if _must_go(key, kept):  # a writer arrived while it opened: it goes first
+        _close(key, kept, "a writer arrived while it opened")
+        return None
     threading.Thread(target=_watch, args=(key, kept), name="aimusic-read-keeper", daemon=True).start()
     return kept
 
@@ -172,6 +215,9 @@ def _checkout(key: str) -> tuple[_Kept, duckdb.DuckDBPyConnection] | None:
                 else:
                     _close(key, kept, "a writer waits or the file changed")
                     kept = None
+            if kept is None and key in _OPENING:  # another read of this process is opening it: use that one
+                _GUARD.wait(POLL_SECONDS)
+                continue
             writer = _WRITERS.get(key, 0) > 0 or writer_waiting(key)
             if kept is None and not busy and not writer and not _READERS.get(key) and Path(key).exists():
                 kept = _open(key)
@@ -231,10 +277,10 @@ def writer_arriving(path: str | Path, wait: float) -> None:
     with _GUARD:
         _WRITERS[key] = _WRITERS.get(key, 0) + 1
         try:
-            while (kept := _KEPT.get(key)) is not None:
-                if not kept.in_use:
+            while (kept := _KEPT.get(key)) is not None or key in _OPENING:
+                if kept is not None and not kept.in_use:
                     _close(key, kept, "a writer of this process")
-                    break
+                    continue  # (an open in progress then closes its connection itself: it sees this writer)
                 if time.monotonic() >= deadline:
                     break  # the writer's open then reports the conflict
                 _GUARD.wait(POLL_SECONDS)

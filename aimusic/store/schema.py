@@ -1,7 +1,7 @@
 """The database schema: every migration in one ordered list, and :func:`migrate`.
 
 Version numbers were reserved per feature (1 spine, 2 sentiment engine, 3 alerts/operations, 4 debate signals,
-5 sources/backfill, 6 dashboard, 7 privacy, 8 relevance reason, 9 labels; 10 and 11 the dashboard's summary came after),
+5 sources/backfill, 6 dashboard, 7 privacy, 8 relevance reason, 9 labels; 10-12 the dashboard's summary came after),
 so the list has gaps (2, 5 and 6 were never needed) and a database written by release 0.1 holds {1, 3, 4, 7}.
 Migrations are applied in version order, each in its own transaction, and recorded in ``schema_migrations``; a
 new one gets the next number after the last and goes at the end of :data:`MIGRATIONS`.
@@ -23,6 +23,7 @@ import duckdb
 
 from aimusic.store.dashboard_summary import TABLES as DASHBOARD_SUMMARY_TABLES
 from aimusic.store.dashboard_summary import TABLES_11 as DASHBOARD_SUMMARY_TABLES_11
+from aimusic.store.dashboard_summary import TABLES_12 as DASHBOARD_SUMMARY_TABLES_12
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         11,
         "dashboard summary: authors as dense ids, and the Voices summary (aimusic.store.dashboard_summary)",
         DASHBOARD_SUMMARY_TABLES_11,
+    ),
+    Migration(
+        12,
+        "dashboard: an index on scores.post_id (a page's labels without a scan of every score) and the Voices "
+        "bounds (aimusic.store.dashboard_summary)",
+        ("CREATE INDEX scores_post ON scores (post_id)", *DASHBOARD_SUMMARY_TABLES_12),
     ),
 )
 KNOWN_VERSIONS = frozenset(m.version for m in MIGRATIONS)
