@@ -9,8 +9,8 @@ posts about AI music and near misses, longer than tweets). Modes, interleaved ch
 - ``minilm-ft``: the sentiment model alone (the baseline);
 - ``minilm-debate``: the offline default, as ``aimusic eval`` and the monitor's scoring step run it: the
   relevance check, then the stance ``ensemble`` for the texts about AI music;
-- ``head member``: the same with the ``minilm`` stance head as its stance member (the default until 28 November
-  2026, ``minilm-debate@a2c3b3a27ead``): one encoder pass for the texts about AI music.
+- ``head member``: the previous default ``minilm-debate@a2c3b3a27ead`` (until 28 November 2026): the ``minilm``
+  stance head as its stance member (one encoder pass) and the relevance check without the broad class.
 
 With ``--run`` it also times what a monitoring run does with each chunk, scoring and then the signals step's
 stance (the default ``ensemble``, every text): ``run, head member`` (the stance read twice for posts about AI
@@ -50,13 +50,14 @@ def texts() -> list[str]:
 def make(mode: str) -> tuple[Callable[[list[str]], list[str]], dict[str, Any]]:
     import sentiment.embedding as embedding
     from sentiment import LABELS, load_scorer
-    from sentiment.debate_context import DebateContextScorer
+    from sentiment.debate_context import DebateContextScorer, _Gate
     from sentiment.stance import MinilmStanceScorer, load_stance
     from sentiment.stance_ens import forget_results
 
     name = mode.removeprefix("run, ")
     head = name == "head member"
-    scorer = DebateContextScorer(stance=MinilmStanceScorer(eager=False)) if head else load_scorer(name)
+    scorer = (DebateContextScorer(stance=MinilmStanceScorer(eager=False), gate=_Gate(broad=False)) if head
+              else load_scorer(name))
     signals = load_stance() if mode.startswith("run, ") else None
 
     def score(batch: list[str]) -> list[str]:

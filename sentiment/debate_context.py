@@ -5,9 +5,9 @@ written training posts (``debate_train.tsv`` and ``debate_train2.tsv``, on-topic
 posts are against AI music and 82% of the positive ones for it. A tweet model alone misses that: a calm post
 that takes a clear side often reads as neutral to it. This scorer combines two
 calibrated posteriors, the sentiment of ``minilm-ft`` and the stance of the default stance model, the
-``ensemble`` (:mod:`sentiment.stance_ens`; the same instance, and the same results, that the signals step of
-the run then stores: a monitoring run reads each post's stance once), as a product of experts under the
-co-occurrence of sentiment and stance labels in those training posts::
+``ensemble`` (:mod:`sentiment.stance_ens`; the signals step's instance: the scoring step stores the stance it
+read, so a monitoring run reads each post's stance once), as a product of experts under the co-occurrence of
+sentiment and stance labels in those training posts::
 
     P(sentiment, stance | post) ~ P_sentiment(s | post) * P_stance(t | post) * P(s, t) / (P(s) P(t))
 
@@ -130,7 +130,8 @@ class _Gate:
     collection runs it by default), built on first use; its id hashes the validated topics (not the file's bytes:
     comments do not count) and names the relevance model and the broad class."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, broad: bool = True) -> None:
+        """``broad=False``: without the broad class, as ``minilm-debate@a2c3b3a27ead`` ran (benchmarks)."""
         from aimusic.core.config import DEFAULT_TOPICS
         from aimusic.core.topics import load_topics
         from aimusic.debate.semantic import load_semantic
@@ -142,7 +143,8 @@ class _Gate:
         content = self.topics.model_dump_json()
         self.stage = load_semantic()  # the filter built later uses this one (loaded once, named in the id)
         self.model_id = (f"topics@{hashlib.sha256(content.encode()).hexdigest()[:12]}"
-                         f"+{getattr(self.stage, 'model_id', 'rules-only')}+broad")
+                         f"+{getattr(self.stage, 'model_id', 'rules-only')}{'+broad' if broad else ''}")
+        self.broad = broad
         self._filter: Any | None = None
         self._lock = threading.Lock()
 
@@ -151,7 +153,7 @@ class _Gate:
             if self._filter is None:
                 from aimusic.debate.relevance import RelevanceFilter
 
-                self._filter = RelevanceFilter(self.topics, semantic=self.stage, broad=True)
+                self._filter = RelevanceFilter(self.topics, semantic=self.stage, broad=self.broad)
         return self._filter.decide_many(texts)
 
 

