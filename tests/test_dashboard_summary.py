@@ -308,3 +308,41 @@ def test_voices_ranked_among_the_bounded_candidates_match_the_copy(db: Path, mon
                             theirs = voices.voices(con, filters, MODEL, "author", order, limit, summary=False)
                             pd.testing.assert_frame_equal(mine, theirs, check_dtype=False,
                                                           obj=f"{seeds} {most} {order} {limit} {filters}")
+
+
+def test_voices_bounds_hold_with_negative_engagement_null_authors_ties_and_source_or_language_filters(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bound (an author's positive engagement and posts over every day) must never cut an author who belongs on
+    the page: few authors (many ties), posts with negative engagement, posts without an author, other languages,
+    and source-only or language-only filters (which the totals do not split by), after a full build and after an
+    incremental refresh in which authors change and engagement drops."""
+    path = tmp_path / "v.duckdb"
+    store = seed(path, 1500)
+    with duckdb.connect(str(path)) as con:
+        con.execute("UPDATE posts SET author = 'a' || (hash(post_id) % 40)::VARCHAR, updated_at = now()")
+        con.execute("UPDATE posts SET author = NULL WHERE hash(post_id) % 17 = 0")
+        con.execute("UPDATE posts SET score = score - 8 WHERE hash(post_id) % 3 = 0")
+        con.execute("UPDATE posts SET lang = CASE WHEN hash(post_id) % 4 = 0 THEN 'de' "
+                    "WHEN hash(post_id) % 11 = 0 THEN NULL ELSE lang END")
+    store.refresh_summary(full=True)
+    start = END - timedelta(days=59)
+    cases = [Filters(start=start, end=END), Filters(), Filters(sources=("reddit",)), Filters(langs=("de",)),
+             Filters(sources=("bluesky", "mastodon"), langs=("en",)), Filters(start=END - timedelta(days=100),
+                                                                               end=END - timedelta(days=50))]
+    for step in ("full", "incremental"):
+        if step == "incremental":
+            with duckdb.connect(str(path)) as con:
+                con.execute("UPDATE posts SET author = 'newcomer', updated_at = now() WHERE hash(post_id) % 9 = 1")
+                con.execute("UPDATE posts SET score = score - 50, updated_at = now() WHERE hash(post_id) % 13 = 2")
+            store.refresh_summary()
+        with read_connection(path) as con:
+            assert dashboard_summary.is_current(con)
+            for seeds in (1, 2):
+                monkeypatch.setattr(voices, "_SEEDS", seeds)
+                for filters in [f for f in cases if voices.supported(f)]:
+                    for order in ("posts", "engagement"):
+                        for limit in (1, 3, 7):
+                            mine = voices.voices(con, filters, MODEL, "author", order, limit)
+                            theirs = voices.voices(con, filters, MODEL, "author", order, limit, summary=False)
+                            pd.testing.assert_frame_equal(mine, theirs, check_dtype=False,
+                                                          obj=f"{step} {seeds} {order} {limit} {filters}")

@@ -196,3 +196,43 @@ def test_a_monitoring_run_loses_nothing_while_the_dashboard_keeps_the_file(tmp_p
     assert errors == [] and len(seen) >= 5
     assert seen == sorted(seen), "a read saw the post count go down"
     assert read(db, read_version).posts == result["new"] > 0
+
+
+def test_writer_threads_of_this_process_never_collide_with_kept_or_short_reads(tmp_path: Path):
+    """Reader threads (the dashboard's sessions) and a writer thread (its labels, events and summary refresh) on two
+    files at once: every write gets in, no read fails (opening the kept connection outside the module's lock once
+    made writes fail with DuckDB's "different configuration" error)."""
+    import threading
+
+    dbs = [tmp_path / f"f{i}.duckdb" for i in range(2)]
+    for db in dbs:
+        Store(db).set_meta("k", "0")
+    errors: list[str] = []
+    writes = dict.fromkeys(map(str, dbs), 0)
+    stop = time.monotonic() + 3.0
+
+    def reader(db: Path) -> None:
+        while time.monotonic() < stop:
+            try:
+                read(db, lambda con: con.execute("SELECT value FROM meta WHERE key = 'k'").fetchall())
+            except Exception as exc:
+                errors.append(f"read: {exc!r}"[:300])
+
+    def writer(db: Path) -> None:
+        store, i = Store(db, lock_wait=5), 0
+        while time.monotonic() < stop:
+            try:
+                store.set_meta("k", str(i))
+                writes[str(db)] += 1
+                i += 1
+            except Exception as exc:
+                errors.append(f"write: {exc!r}"[:300])
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=reader, args=(db,)) for db in dbs for _ in range(3)]
+    threads += [threading.Thread(target=writer, args=(db,)) for db in dbs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in threads) and errors == [] and min(writes.values()) > 0, (errors[:3], writes)

@@ -123,7 +123,6 @@ _WRITERS: dict[str, int] = {}  # writers of this process that are opening or hol
 # to a path the database instance already open in the process, even if the file was replaced since (``aimusic
 # compact``), so a kept connection is opened only when no other one is: it then reads the file as it is now
 _READERS: dict[str, int] = {}
-_OPENING: set[str] = set()  # files whose kept connection is being opened (outside the guard: see _open)
 _STATS = {"opened": 0, "closed": 0}
 
 
@@ -175,30 +174,19 @@ def _watch(key: str, kept: _Kept) -> None:
 
 
 def _open(key: str) -> _Kept | None:
-    """Open the kept connection to ``key``; called with the guard held, which it lets go during ``duckdb.connect``
-    (opening a large file takes tens of milliseconds, in which other files' reads and check-ins go on). Meanwhile
-    ``key`` is in :data:`_OPENING`: reads of the same file wait for this open, and a writer of this process waits
-    for it to end (and the connection to close) before it opens the file."""
+    """Open the kept connection to ``key``; called with the guard held, and ``duckdb.connect`` runs under it (tens
+    of milliseconds for a large file): opening it outside the guard let a writer of this process and short
+    read-only connections collide with the opening one (DuckDB refuses a second configuration of an open file),
+    which a stress test of three reader threads and a writer thread per file showed as failed writes."""
     ident = _ident(key)
-    _OPENING.add(key)
-    _GUARD.release()
     try:
         con = duckdb.connect(key, read_only=True)
     except duckdb.Error as exc:  # a writer holds the file, or this process has it open read-write: no keeping
         log.debug("no kept connection to %s: %s", key, str(exc).splitlines()[0])
-        con = None
-    finally:
-        _GUARD.acquire()
-        _OPENING.discard(key)
-        _GUARD.notify_all()
-    if con is None:
         return None
     kept = _Kept(con, ident)
     _KEPT[key] = kept
     _STATS["opened"] += 1
-    if _must_go(key, kept):  # a writer arrived while it opened: it goes first
-        _close(key, kept, "a writer arrived while it opened")
-        return None
     threading.Thread(target=_watch, args=(key, kept), name="aimusic-read-keeper", daemon=True).start()
     return kept
 
@@ -215,9 +203,6 @@ def _checkout(key: str) -> tuple[_Kept, duckdb.DuckDBPyConnection] | None:
                 else:
                     _close(key, kept, "a writer waits or the file changed")
                     kept = None
-            if kept is None and key in _OPENING:  # another read of this process is opening it: use that one
-                _GUARD.wait(POLL_SECONDS)
-                continue
             writer = _WRITERS.get(key, 0) > 0 or writer_waiting(key)
             if kept is None and not busy and not writer and not _READERS.get(key) and Path(key).exists():
                 kept = _open(key)
@@ -277,10 +262,10 @@ def writer_arriving(path: str | Path, wait: float) -> None:
     with _GUARD:
         _WRITERS[key] = _WRITERS.get(key, 0) + 1
         try:
-            while (kept := _KEPT.get(key)) is not None or key in _OPENING:
-                if kept is not None and not kept.in_use:
+            while (kept := _KEPT.get(key)) is not None:
+                if not kept.in_use:
                     _close(key, kept, "a writer of this process")
-                    continue  # (an open in progress then closes its connection itself: it sees this writer)
+                    break
                 if time.monotonic() >= deadline:
                     break  # the writer's open then reports the conflict
                 _GUARD.wait(POLL_SECONDS)
