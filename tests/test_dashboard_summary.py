@@ -301,13 +301,18 @@ def test_voices_ranked_among_the_bounded_candidates_match_the_copy(db: Path, mon
             for seeds, most in ((1, 250_000), (5, 250_000), (5, 0)):
                 monkeypatch.setattr(voices, "_SEEDS", seeds)
                 monkeypatch.setattr(voices, "_MAX_CANDIDATES", most)
-                for filters in [f for f in FILTERS if voices.supported(f)]:
-                    for order in ("posts", "engagement"):
-                        for limit in (1, 3, 25):
-                            mine = voices.voices(con, filters, MODEL, "author", order, limit)
-                            theirs = voices.voices(con, filters, MODEL, "author", order, limit, summary=False)
-                            pd.testing.assert_frame_equal(mine, theirs, check_dtype=False,
-                                                          obj=f"{seeds} {most} {order} {limit} {filters}")
+                assert_voices_match_ranking_everyone(con, FILTERS, (1, 3, 25), f"{seeds} {most}")
+
+
+def assert_voices_match_ranking_everyone(con: duckdb.DuckDBPyConnection, cases: list[Filters],
+                                         limits: tuple[int, ...], what: str) -> None:
+    """Voices from the summary (ranked among the bounded candidates) equals Voices ranked over every post."""
+    for filters in [f for f in cases if voices.supported(f)]:
+        for order in ("posts", "engagement"):
+            for limit in limits:
+                mine = voices.voices(con, filters, MODEL, "author", order, limit)
+                theirs = voices.voices(con, filters, MODEL, "author", order, limit, summary=False)
+                pd.testing.assert_frame_equal(mine, theirs, check_dtype=False, obj=f"{what} {order} {limit} {filters}")
 
 
 def test_voices_bounds_hold_with_negative_engagement_null_authors_ties_and_source_or_language_filters(
@@ -339,10 +344,4 @@ def test_voices_bounds_hold_with_negative_engagement_null_authors_ties_and_sourc
             assert dashboard_summary.is_current(con)
             for seeds in (1, 2):
                 monkeypatch.setattr(voices, "_SEEDS", seeds)
-                for filters in [f for f in cases if voices.supported(f)]:
-                    for order in ("posts", "engagement"):
-                        for limit in (1, 3, 7):
-                            mine = voices.voices(con, filters, MODEL, "author", order, limit)
-                            theirs = voices.voices(con, filters, MODEL, "author", order, limit, summary=False)
-                            pd.testing.assert_frame_equal(mine, theirs, check_dtype=False,
-                                                          obj=f"{step} {seeds} {order} {limit} {filters}")
+                assert_voices_match_ranking_everyone(con, cases, (1, 3, 7), f"{step} {seeds}")
