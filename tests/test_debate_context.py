@@ -216,3 +216,26 @@ def _scorer_for_pipeline() -> Scorer:
         languages = None
 
     return Stub()
+
+
+def test_the_dashboard_names_the_data_behind_each_sentiment_figure(tmp_path):
+    """sentiment.quality: the shipped figures of exactly this model id, each with its data; nothing for another id."""
+    from sentiment.quality import macro_recall, measured_sentiment
+
+    record = json.loads(CONTEXT_FILE.read_text(encoding="utf-8"))
+    phrases = measured_sentiment(record["model_id"])
+    if "val.tsv" in record["measured"]:
+        val = record["measured"]["val.tsv"]["all"]["macro_recall"]
+        assert phrases[0] == f"{val:.2f} on 2,000 TweetEval validation tweets"
+    assert any("written for the project (held out)" in p for p in phrases)
+    assert measured_sentiment("minilm-debate@000000000000") == [] and measured_sentiment("vader-3.3.2") == []
+    assert measured_sentiment(None) == [] and measured_sentiment(record["model_id"], tmp_path) == []  # no file
+    (tmp_path / "debate_context.json").write_text(json.dumps({
+        "model_id": "minilm-debate@abc", "measured": {
+            "debate_heldout.tsv": {"on_topic": {"n": 4, "confusion": [[2, 0, 0], [0, 1, 0], [0, 0, 1]]}},
+            "debate_heldout2.tsv": {"on_topic": {"n": 2, "confusion": [[0, 0, 1], [0, 0, 0], [0, 0, 1]]}},
+            "realistic_dev.tsv": {"on_topic": {"n": 65, "macro_recall": 0.6623}}}}), encoding="utf-8")
+    assert measured_sentiment("minilm-debate@abc", tmp_path) == [
+        "0.89 on 6 posts about AI music written for the project (held out)",  # pooled: (2/3 + 1/1 + 2/2) / 3
+        "0.66 on 65 reworded real posts about AI music (a development set: about ±0.08)"]
+    assert macro_recall([[1, 1, 0], [0, 0, 0], [0, 0, 3]]) == 0.75

@@ -163,6 +163,7 @@ def test_overview_says_raw_below_minimum(monkeypatch: pytest.MonkeyPatch, db: Pa
     assert not [s for s in at.segmented_control if s.key == "shares-sentiment"]
     captions = " ".join(str(c.value) for c in at.caption)
     assert "Showing RAW shares" in captions and f"once {MIN_RANDOM_LABELS} random-sample labels" in captions
+    assert "Sentiment model `vader-3.3.2`: no held-out figure ships with it" in captions  # never a bare accuracy
     assert PANEL not in [m.label for m in at.metric]
 
 

@@ -97,6 +97,19 @@ def _smoothing(bucket: str) -> bool:
     return picked != DAILY
 
 
+def _model_quality(model: str | None) -> None:
+    """What the sentiment model's shipped figures say, each naming its data (never a bare accuracy)."""
+    from sentiment.quality import measured_sentiment
+
+    if not model:
+        return
+    figures = measured_sentiment(model)
+    known = (f"macro-averaged recall measured on other data: {'; '.join(figures)}" if figures
+             else "no held-out figure ships with it")
+    st.caption(f"Sentiment model `{model}`: {known}. Your posts may differ: labels of a random sample (Label view) "
+               "measure it on them.")
+
+
 def _sentiment(ctx: ViewContext, overall: pd.DataFrame, bucket: str, events: pd.DataFrame) -> None:
     st.subheader("Net sentiment")
     rolling = ctx.facts(q.sentiment_rolling, ctx.filters, ROLLING_DAYS) if _smoothing(bucket) else None
@@ -119,6 +132,7 @@ def _sentiment(ctx: ViewContext, overall: pd.DataFrame, bucket: str, events: pd.
             f"{MIN_SCORED} scored posts are grey dots, left out of the line. Dashed rules: timeline events (hover "
             "the triangles)."
         )
+    _model_quality(ctx.model)
     columns = ["bucket", "posts", "scored", "negative", "neutral", "positive", "net", "net_low", "net_high", "enough"]
     download_frame(overall[columns], ctx, "net-sentiment")
     if rolling is not None:
