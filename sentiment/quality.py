@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from sentiment.head import WEIGHTS_DIR
 
 
@@ -32,13 +34,9 @@ def measured_sentiment(model_id: str | None, weights_dir: Path = WEIGHTS_DIR) ->
     return []
 
 
-def macro_recall(confusion: list[list[int]]) -> float:
-    """Mean per-class recall of a confusion matrix (rows: truth), over the classes present."""
-    recalls = [row[i] / sum(row) for i, row in enumerate(confusion) if sum(row)]
-    return sum(recalls) / len(recalls) if recalls else float("nan")
-
-
 def _debate(record: dict[str, Any], model_id: str) -> list[str]:
+    from aimusic.debate.correction import macro_recall
+
     if record.get("model_id") != model_id:
         return []
     measured = record.get("measured") or {}
@@ -49,9 +47,10 @@ def _debate(record: dict[str, Any], model_id: str) -> list[str]:
     written = [v["on_topic"] for name, v in measured.items()
                if name.startswith("debate_heldout") and "on_topic" in v]
     if written:
-        pooled = [[sum(part["confusion"][r][c] for part in written) for c in range(3)] for r in range(3)]
-        out.append(f"{macro_recall(pooled):.2f} on {sum(p['n'] for p in written):,} posts about AI music written "
-                   "for the project (held out)")
+        pooled = np.sum([part["confusion"] for part in written], axis=0)
+        n = sum(part["n"] for part in written)
+        out.append(f"{float(macro_recall(pooled)):.2f} on {n:,} posts about AI music written for the project "
+                   "(held out)")
     real = (measured.get("realistic_dev.tsv") or {}).get("on_topic")
     if real:
         out.append(f"{real['macro_recall']:.2f} on {real['n']} reworded real posts about AI music (a development "

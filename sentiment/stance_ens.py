@@ -115,8 +115,11 @@ class EnsembleStanceScorer(StanceScorer):
         return cls(ft.strip() or None, head.strip() or None)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return self._remembered(texts, lambda todo: self._with_sentences(
-            [texts[i] for i in todo], self.members_mean([texts[i] for i in todo])))
+        def compute(todo: list[int]) -> np.ndarray:
+            batch = [texts[i] for i in todo]
+            return self._with_sentences(batch, self.members_mean(batch))
+
+        return self._remembered(texts, compute)
 
     def predict_with_embeddings(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
         def compute(todo: list[int]) -> np.ndarray:

@@ -220,7 +220,8 @@ def _scorer_for_pipeline() -> Scorer:
 
 def test_the_dashboard_names_the_data_behind_each_sentiment_figure(tmp_path):
     """sentiment.quality: the shipped figures of exactly this model id, each with its data; nothing for another id."""
-    from sentiment.quality import macro_recall, measured_sentiment
+    from aimusic.debate.correction import macro_recall
+    from sentiment.quality import measured_sentiment
 
     record = json.loads(CONTEXT_FILE.read_text(encoding="utf-8"))
     phrases = measured_sentiment(record["model_id"])
@@ -238,4 +239,4 @@ def test_the_dashboard_names_the_data_behind_each_sentiment_figure(tmp_path):
     assert measured_sentiment("minilm-debate@abc", tmp_path) == [
         "0.89 on 6 posts about AI music written for the project (held out)",  # pooled: (2/3 + 1/1 + 2/2) / 3
         "0.66 on 65 reworded real posts about AI music (a development set: about ±0.08)"]
-    assert macro_recall([[1, 1, 0], [0, 0, 0], [0, 0, 3]]) == 0.75
+    assert macro_recall(np.array([[1, 1, 0], [0, 0, 0], [0, 0, 3]])) == 0.75  # over the classes present

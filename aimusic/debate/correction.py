@@ -235,7 +235,7 @@ class Accuracy:
                 f"{self.accuracy_high:.2f}), n={self.n}")
 
 
-def _macro_recall(cm: np.ndarray) -> np.ndarray:
+def macro_recall(cm: np.ndarray) -> np.ndarray:
     """Macro-averaged recall of (stacked) confusion counts over the true classes present."""
     rows = cm.sum(axis=-1)
     diag = np.diagonal(cm, axis1=-2, axis2=-1)
@@ -267,7 +267,7 @@ def accuracy(
     correct = int(np.trace(cm))
     acc_low, acc_high = wilson(np.array(correct), np.array(n), level)
     macro = float(balanced_accuracy_score(truth, predicted))
-    boots = _macro_recall(_boot_confusions(truth, predicted, k, n_boot, np.random.default_rng(seed)))
+    boots = macro_recall(_boot_confusions(truth, predicted, k, n_boot, np.random.default_rng(seed)))
     alpha = (1 - level) / 2
     mr_low, mr_high = np.quantile(boots, [alpha, 1 - alpha])
     return Accuracy(n, correct / n, float(acc_low), float(acc_high), macro, float(mr_low), float(mr_high), cm,
