@@ -28,7 +28,7 @@ from aimusic.store import dashboard_summary
 from aimusic.store import dashboard_top as top
 from aimusic.store import dashboard_voices as voices
 from aimusic.store.dashboard_facts import Facts, ensure_summary, read_connection, read_version
-from aimusic.store.db import Store
+from aimusic.store.db import SCHEMA_VERSION, Store
 from aimusic.store.queries import Filters
 from sentiment import load_scorer
 
@@ -66,7 +66,9 @@ def same_voices(path: Path) -> None:
     facts.sync(version)
     try:
         with read_connection(path) as con:
-            for filters in (Filters(), Filters(start=END - timedelta(days=29), end=END + timedelta(days=5))):
+            for filters in (Filters(), Filters(start=END - timedelta(days=29), end=END + timedelta(days=5)),
+                            Filters(entities=("Suno",)), Filters(entities=("Suno", "Udio"), sources=("reddit",))):
+                assert voices.supported(filters)
                 for by in ("author", "community"):
                     pd.testing.assert_frame_equal(voices.voices(con, filters, MODEL, by, "posts", 10),
                                                   q.voices(facts.cursor(), filters, by, "posts", 10),
@@ -96,11 +98,12 @@ def test_author_ids_stay_one_per_author_through_refreshes(db: Path) -> None:
 
 def test_a_database_of_schema_10_migrates_and_rebuilds_its_summary(db: Path, tmp_path: Path) -> None:
     """The summary tables as migration 10 left them, with a summary that was current then: migration 11 replaces
-    them (and 12 adds the Voices bounds and the scores index) and the next refresh is a full build."""
+    them (12 adds the Voices bounds and the scores index, 13 the Voices summary by entity) and the next refresh is a
+    full build."""
     with duckdb.connect(str(db)) as con:
         con.execute("DROP INDEX scores_post")
         for table in ("dash_authors", "dash_entity_authors", "dash_author_ids", "dash_voices", "dash_top",
-                      "dash_top_cut", "dash_voice_totals"):
+                      "dash_top_cut", "dash_voice_totals", "dash_entity_voices"):
             con.execute(f"DROP TABLE {table}")
         for sql in dashboard_summary.TABLES[1:3]:  # dash_authors, dash_entity_authors of migration 10
             con.execute(sql)
@@ -114,10 +117,34 @@ def test_a_database_of_schema_10_migrates_and_rebuilds_its_summary(db: Path, tmp
     same_voices(tmp_path / "v10-dashboard.duckdb")
     store = Store(old)
     with duckdb.connect(str(old), read_only=True) as con:
-        assert con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0][0] == 12
+        assert con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0][0] == SCHEMA_VERSION
         assert "author_id" in [r[0] for r in con.execute("DESCRIBE dash_authors").fetchall()]
         assert not dashboard_summary.is_current(con)
     assert store.refresh_summary() == "full"
+    ids_ok(old)
+    same_voices(old)
+
+
+
+def test_a_database_of_schema_12_migrates_to_voices_by_entity_and_rebuilds_its_summary(db: Path,
+                                                                                     tmp_path: Path) -> None:
+    """Migration 13 adds the Voices summary of the posts that mention an entity: a file of schema 12 whose summary
+    was current is not current for this release, and its next refresh is a full build that answers Voices under
+    entity filters from the summary."""
+    with duckdb.connect(str(db)) as con:
+        con.execute("DROP TABLE dash_entity_voices")
+        con.execute("DELETE FROM schema_migrations WHERE version >= 13")
+    old = tmp_path / "v12.duckdb"
+    shutil.copy(db, old)
+    with duckdb.connect(str(old), read_only=True) as con:
+        assert not dashboard_summary.is_current(con)
+    store = Store(old)
+    with duckdb.connect(str(old), read_only=True) as con:
+        assert con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0][0] == SCHEMA_VERSION
+        assert con.execute("SELECT count(*) FROM dash_entity_voices").fetchall()[0][0] == 0
+    assert store.refresh_summary() == "full"
+    with duckdb.connect(str(old), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM dash_entity_voices").fetchall()[0][0] > 0
     ids_ok(old)
     same_voices(old)
 

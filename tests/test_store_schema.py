@@ -66,7 +66,7 @@ def test_a_database_of_the_last_release_opens_and_migrates(tmp_path):
     assert Store(path).count("posts") == 3
 
 
-@pytest.mark.parametrize("extra", [[5], [5, 13]])  # a gap below the newest known version counts too
+@pytest.mark.parametrize("extra", [[5], [5, 99]])  # a gap below the newest known version counts too
 def test_a_version_this_release_does_not_know_is_refused_by_name(tmp_path, extra):
     path = release_db(tmp_path)
     with duckdb.connect(str(path)) as con:  # as if another release had recorded versions this one lacks

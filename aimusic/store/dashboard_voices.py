@@ -1,12 +1,12 @@
 """Voices from the database file: the most active (or most engaged) authors and communities with their sentiment
-mix, read from the summary table ``dash_voices`` (kept by :mod:`aimusic.store.dashboard_summary`) instead of one
-row per post. No Streamlit here.
+mix, read from the summary tables ``dash_voices`` and, under an entity filter, ``dash_entity_voices`` (kept by
+:mod:`aimusic.store.dashboard_summary`) instead of one row per post. No Streamlit here.
 
 :func:`voices` returns exactly what :func:`aimusic.store.dashboard_queries.voices` returns over the in-memory facts
 copy (the tests compare them). Authors are ranked only among those whose totals over every day
 (``dash_voice_totals``, an upper bound of any window's sums) can reach the page (:func:`_candidates`), so a long
-window does not group every author-day. The summary answers the date window, sources and languages
-(:func:`supported`); a tracked-term, entity or minimum-engagement filter is answered from the posts, exact but
+window does not group every author-day. The summary answers the date window, sources, languages and entities
+(:func:`supported`); a tracked-term, minimum-engagement or text filter is answered from the posts, exact but
 slower on a large file: the groups are ranked over the posts alone, and only the page's groups are joined with the
 model's scores (:func:`_from_posts`).
 
@@ -39,12 +39,18 @@ _AT_OR_ABOVE = {
 
 
 def supported(filters: Filters) -> bool:
-    """Whether ``dash_voices`` answers these filters exactly."""
-    return not (filters.search or filters.terms or filters.entities or int(filters.min_engagement or 0))
+    """Whether the Voices summary answers these filters exactly (window, sources, languages, entities)."""
+    return not (filters.search or filters.terms or int(filters.min_engagement or 0))
 
 
 def _where(filters: Filters) -> tuple[str, list[Any]]:
-    return summary_where(filters, "v")  # day, source and language only: see supported()
+    return summary_where(filters, "v")  # day, source, language, entities: see supported()
+
+
+def _table(filters: Filters) -> str:
+    """``dash_entity_voices`` (the posts that mention an entity, keyed by their entity list) under an entity filter,
+    else ``dash_voices``."""
+    return "dash_entity_voices" if filters.entities else "dash_voices"
 
 
 def _counts() -> str:
@@ -87,7 +93,7 @@ def _candidates(con: duckdb.DuckDBPyConnection, filters: Filters, order: str, li
     bar = con.execute(
         f"""WITH s AS (SELECT t.source, t.author_id FROM dash_voice_totals t WHERE {src} ORDER BY t.{key} DESC LIMIT ?)
             SELECT sum(v.{key}) AS value
-            FROM dash_voices v SEMI JOIN s ON s.source = v.source AND s.author_id = v.author_id
+            FROM {_table(filters)} v SEMI JOIN s ON s.source = v.source AND s.author_id = v.author_id
             WHERE v.model = '' AND {where} GROUP BY v.source, v.author_id ORDER BY value DESC LIMIT 1 OFFSET ?""",
         [*sparams, max(int(limit), 1) * _SEEDS, *params, max(int(limit) - 1, 0)],
     ).fetchall()
@@ -109,13 +115,13 @@ def _top_authors(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | 
     sql = f"""
         WITH g AS MATERIALIZED (
             SELECT v.source, v.author_id, sum(v.posts)::BIGINT AS posts, sum(v.engagement)::BIGINT AS engagement
-            FROM dash_voices v {semi}
+            FROM {_table(filters)} v {semi}
             WHERE v.model = '' AND v.author_id IS NOT NULL AND {where}
             GROUP BY v.source, v.author_id),
         c AS (SELECT posts, engagement FROM g ORDER BY {VOICE_ORDERS[order]} LIMIT 1 OFFSET ?),
         s AS (SELECT g.* FROM g
               WHERE NOT EXISTS (SELECT 1 FROM c) OR EXISTS (SELECT 1 FROM c WHERE {_AT_OR_ABOVE[order]})),
-        l AS (SELECT v.source, v.author_id, {_labels()} FROM dash_voices v
+        l AS (SELECT v.source, v.author_id, {_labels()} FROM {_table(filters)} v
               SEMI JOIN s ON s.source = v.source AND s.author_id = v.author_id
               WHERE v.model = ? AND {where} GROUP BY ALL)
         SELECT s.source, i.author AS author, 0 AS authors, s.engagement, s.posts,
@@ -133,13 +139,13 @@ def _top_communities(con: duckdb.DuckDBPyConnection, filters: Filters, model: st
     where, params = _where(filters)
     top = f"""
         SELECT v.source, v.community, {_counts()}
-        FROM dash_voices v
+        FROM {_table(filters)} v
         WHERE (v.model = '' OR v.model = ?) AND v.community IS NOT NULL AND {where}
         GROUP BY v.source, v.community ORDER BY {VOICE_ORDERS[order]}, v.source, v.community LIMIT ?"""
     sql = f"""
         WITH t AS ({top}),
         a AS (SELECT v.source, v.community, {distinct_authors('v.author_id')} AS authors
-              FROM dash_voices v SEMI JOIN t ON t.source = v.source AND t.community = v.community
+              FROM {_table(filters)} v SEMI JOIN t ON t.source = v.source AND t.community = v.community
               WHERE v.model = '' AND {where} GROUP BY ALL)
         SELECT t.source, t.community, coalesce(a.authors, 0)::BIGINT AS authors, t.engagement, t.posts, t.scored,
                t.negative, t.neutral, t.positive

@@ -24,6 +24,7 @@ import duckdb
 from aimusic.store.dashboard_summary import TABLES as DASHBOARD_SUMMARY_TABLES
 from aimusic.store.dashboard_summary import TABLES_11 as DASHBOARD_SUMMARY_TABLES_11
 from aimusic.store.dashboard_summary import TABLES_12 as DASHBOARD_SUMMARY_TABLES_12
+from aimusic.store.dashboard_summary import TABLES_13 as DASHBOARD_SUMMARY_TABLES_13
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "dashboard: an index on scores.post_id (a page's labels without a scan of every score) and the Voices "
         "bounds (aimusic.store.dashboard_summary)",
         ("CREATE INDEX scores_post ON scores (post_id)", *DASHBOARD_SUMMARY_TABLES_12),
+    ),
+    Migration(
+        13,
+        "dashboard: the Voices summary of posts that mention an entity (Voices under an entity filter from the "
+        "summary; the next refresh rebuilds the summary) (aimusic.store.dashboard_summary)",
+        DASHBOARD_SUMMARY_TABLES_13,
     ),
 )
 KNOWN_VERSIONS = frozenset(m.version for m in MIGRATIONS)
