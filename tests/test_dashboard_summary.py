@@ -345,3 +345,37 @@ def test_voices_bounds_hold_with_negative_engagement_null_authors_ties_and_sourc
             for seeds in (1, 2):
                 monkeypatch.setattr(voices, "_SEEDS", seeds)
                 assert_voices_match_ranking_everyone(con, cases, (1, 3, 7), f"{step} {seeds}")
+
+
+def test_voices_under_an_entity_filter_with_negative_posts_beside_and_posts_without_an_author(tmp_path: Path) -> None:
+    """An entity filter keeps only some posts of a summary row: an author whose Suno post (+5) shares its row with a
+    -10 post has a bound of 0 in ``dash_voice_totals``, yet tops Voices by engagement under "Suno" (a reviewer's
+    case: the bounded candidates once dropped the author). Posts without an author are no author in the community
+    counts read from the posts, as in the summary and the in-memory copy (``hash(NULL)`` once counted as one)."""
+    path = tmp_path / "e.duckdb"
+    store = Store(path)
+    t = datetime(2026, 2, 1, 12, tzinfo=UTC)
+    rows = [(f"s{i}{k}", f"seed{i}", score, ents) for i in range(5) for k, score, ents in (("a", 100, None),
+                                                                                          ("b", 3, ["Suno"]))]
+    rows += [("ya", "Y", 5, ["Suno"]), ("yb", "Y", -10, None), ("n1", None, 1, ["Suno"]), ("n2", None, 2, None)]
+    with duckdb.connect(str(path)) as con:
+        for pid, author, score, ents in rows:
+            con.execute("""INSERT INTO posts (source, post_id, kind, created_at, author, text, lang, score, community,
+                           entities, fetched_at, text_md5, first_seen_at, updated_at)
+                           VALUES ('reddit', ?, 'post', ?, ?, 'x', 'en', ?, 'c', ?, ?, 'm', ?, ?)""",
+                        [pid, t, author, score, ents, t, t, t])
+    assert store.refresh_summary() == "full"
+    with read_connection(path) as con:
+        for filters in (Filters(entities=("Suno",)), Filters(entities=("Suno", "Udio"), sources=("reddit",))):
+            for order in ("engagement", "posts"):
+                for limit in (1, 3):
+                    mine = voices.voices(con, filters, None, "author", order, limit)
+                    theirs = voices.voices(con, filters, None, "author", order, limit, summary=False)
+                    pd.testing.assert_frame_equal(mine, theirs, check_dtype=False, obj=f"{filters} {order} {limit}")
+        top = voices.voices(con, Filters(entities=("Suno",)), None, "author", "engagement", 1)
+        assert top["author"].tolist() == ["Y"] and top["engagement"].tolist() == [5]
+        for filters in (Filters(), Filters(min_engagement=1), Filters(entities=("Suno",))):
+            mine = voices.voices(con, filters, None, "community", "posts", 5, summary=False)
+            theirs = voices.voices(con, filters, None, "community", "posts", 5)
+            pd.testing.assert_frame_equal(mine, theirs, check_dtype=False, obj=str(filters))
+        assert voices.voices(con, Filters(), None, "community", "posts", 5, summary=False)["authors"].tolist() == [6]

@@ -86,7 +86,14 @@ def _candidates(con: duckdb.DuckDBPyConnection, filters: Filters, order: str, li
     The window's sums of a few groups with the highest bounds (the seeds) set a bar: the ``limit``-th highest
     first ordering key among them. ``limit`` groups reach the bar, so a group whose bound (its sum over every day,
     language and community, engagement counted where positive: never less than its window's sum) is below it
-    cannot be on the page. The groups whose bound reaches the bar are the candidates."""
+    cannot be on the page. The groups whose bound reaches the bar are the candidates.
+
+    Not under an entity filter ordered by engagement: such a filter keeps only some posts of a summary row, so an
+    author's entity posts can sum to more than the row's engagement (a negative post beside them) and more than the
+    bound; every group is ranked then. A filter never gives an author more posts than all of them, so ordering by
+    posts keeps the bound."""
+    if filters.entities and order == "engagement":
+        return "", []
     where, params = _where(filters)
     key = _FIRST_KEY[order]
     src, sparams = ("list_contains(?, t.source)", [list(filters.sources)]) if filters.sources else ("TRUE", [])
@@ -163,7 +170,8 @@ def _from_posts(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | N
     every filtered post with its score cost most of the time (10M posts, an entity filter: 813,000 posts)."""
     key = VOICE_KEYS[by]
     where, params = filters.where("p")
-    authors = "count(DISTINCT hash(p.author))" if by == "community" else "0"
+    # posts without an author are no author (as in the copy and the summary): hash(NULL) is not NULL
+    authors = "count(DISTINCT hash(p.author)) FILTER (WHERE p.author IS NOT NULL)" if by == "community" else "0"
     sql = f"""
         WITH g AS MATERIALIZED (
             SELECT p.source, p.{key} AS {key}, count(*) AS posts, sum({engagement_sql('p')})::BIGINT AS engagement
