@@ -43,6 +43,15 @@ def supported(filters: Filters) -> bool:
     return not (filters.search or filters.terms or int(filters.min_engagement or 0))
 
 
+def _page_cut(order: str) -> str:
+    """CTEs over the ranked groups ``g`` (columns posts, engagement): ``c``, the page's last group (its row number is
+    the ``OFFSET ?`` parameter: the limit minus one), and ``s``, the groups at or above it, ties included (every
+    group when ``g`` has fewer)."""
+    return f"""c AS (SELECT posts, engagement FROM g ORDER BY {VOICE_ORDERS[order]} LIMIT 1 OFFSET ?),
+        s AS (SELECT g.* FROM g
+              WHERE NOT EXISTS (SELECT 1 FROM c) OR EXISTS (SELECT 1 FROM c WHERE {_AT_OR_ABOVE[order]}))"""
+
+
 def _where(filters: Filters) -> tuple[str, list[Any]]:
     return summary_where(filters, "v")  # day, source, language, entities: see supported()
 
@@ -125,9 +134,7 @@ def _top_authors(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | 
             FROM {_table(filters)} v {semi}
             WHERE v.model = '' AND v.author_id IS NOT NULL AND {where}
             GROUP BY v.source, v.author_id),
-        c AS (SELECT posts, engagement FROM g ORDER BY {VOICE_ORDERS[order]} LIMIT 1 OFFSET ?),
-        s AS (SELECT g.* FROM g
-              WHERE NOT EXISTS (SELECT 1 FROM c) OR EXISTS (SELECT 1 FROM c WHERE {_AT_OR_ABOVE[order]})),
+        {_page_cut(order)},
         l AS (SELECT v.source, v.author_id, {_labels()} FROM {_table(filters)} v
               SEMI JOIN s ON s.source = v.source AND s.author_id = v.author_id
               WHERE v.model = ? AND {where} GROUP BY ALL)
@@ -176,9 +183,7 @@ def _from_posts(con: duckdb.DuckDBPyConnection, filters: Filters, model: str | N
         WITH g AS MATERIALIZED (
             SELECT p.source, p.{key} AS {key}, count(*) AS posts, sum({engagement_sql('p')})::BIGINT AS engagement
             FROM posts p WHERE {where} AND p.{key} IS NOT NULL GROUP BY ALL),
-        c AS (SELECT posts, engagement FROM g ORDER BY {VOICE_ORDERS[order]} LIMIT 1 OFFSET ?),
-        s AS (SELECT g.* FROM g
-              WHERE NOT EXISTS (SELECT 1 FROM c) OR EXISTS (SELECT 1 FROM c WHERE {_AT_OR_ABOVE[order]})),
+        {_page_cut(order)},
         l AS (SELECT p.source, p.{key} AS {key}, {authors} AS authors, {SENTIMENT_COUNTS.format(a="sc")}
               FROM posts p SEMI JOIN s ON s.source = p.source AND s.{key} = p.{key}
               LEFT JOIN scores sc ON sc.source = p.source AND sc.post_id = p.post_id AND sc.model = ?
