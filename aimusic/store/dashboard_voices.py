@@ -84,8 +84,6 @@ def _labels() -> str:
 _SEEDS = 5
 #: ... unless more groups than this reach it (then every group of the window is ranked)
 _MAX_CANDIDATES = 250_000
-#: the first ordering key, and its bound in ``dash_voice_totals``
-_FIRST_KEY = {"posts": "posts", "engagement": "engagement"}
 
 
 def _candidates(con: duckdb.DuckDBPyConnection, filters: Filters, order: str, limit: int) -> tuple[str, list[Any]]:
@@ -104,7 +102,7 @@ def _candidates(con: duckdb.DuckDBPyConnection, filters: Filters, order: str, li
     if filters.entities and order == "engagement":
         return "", []
     where, params = _where(filters)
-    key = _FIRST_KEY[order]
+    key = order  # the first ordering key is the column of the same name here and in ``dash_voice_totals``
     src, sparams = ("list_contains(?, t.source)", [list(filters.sources)]) if filters.sources else ("TRUE", [])
     bar = con.execute(
         f"""WITH s AS (SELECT t.source, t.author_id FROM dash_voice_totals t WHERE {src} ORDER BY t.{key} DESC LIMIT ?)
