@@ -224,6 +224,8 @@ def child_import(dump: Path, db: Path, force: bool, bulk: bool = True, second_st
                 "rows_before": before,
                 "rows_after": after,
                 "peak_mb": peak_mb,
+                # a first export of the second stage's model runs in a child process (0 when the graph was cached)
+                "export_child_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
                 "cpu_seconds": cpu,
                 "reader": report.reader,
                 "candidates": report.candidates,
@@ -312,6 +314,9 @@ def _print(name: str, r: dict) -> None:
         f"relevant {r['relevant']:,}, new {r['new']:,}, bad {r['bad']:,}; handed to Python {r['candidates']:,}; "
         f"embedded {r['embedded']:,}; load average {r['load']:.2f}"
     )
+    if r.get("export_child_peak_mb"):
+        print(f"  (this run exported the second stage's model to ONNX first, once per machine: in a child process "
+              f"that peaked at {r['export_child_peak_mb']:,.0f} MB and ended before the reading began)")
 
 
 def _same_rows(a: Path, b: Path) -> bool:

@@ -289,6 +289,22 @@ def export_adapter(
                    head_bias=model.head.bias.detach().float().cpu().numpy(), meta=meta)
 
 
+def export_graph(adapter: Adapter, encoder_dir: Path, target: Path) -> None:
+    """The merged model (encoder, mean pooling, head, softmax) as an ONNX graph at ``target``."""
+    from sentiment import runtime as rt
+
+    model, _ = build_model(adapter, encoder_dir, check_base=False)
+    example = torch.ones((2, 8), dtype=torch.long)
+    net = rt.wrap(model, lambda m, ids, mask: torch.softmax(m(ids, mask), dim=-1))
+    rt.export_graph(net, (example, torch.ones_like(example)), target)
+
+
+def export_file_graph(weights: str, encoder_dir: str, target: Path) -> None:
+    """:func:`export_graph` of an adapter file (what a child process runs, see
+    :func:`sentiment.runtime.exports_in_child`)."""
+    export_graph(Adapter.load(Path(weights)), Path(encoder_dir), target)
+
+
 # --------------------------------------------------------------------------------------------------- inference
 
 
@@ -401,15 +417,11 @@ class MinilmFinetunedScorer(Scorer):
         self.batch_size = batch_size or self.plan.batch_size
         self.max_tokens = max_tokens
 
-        def export(target: Path) -> None:
-            model, _ = build_model(self.adapter, encoder_dir, check_base=False)
-            example = torch.ones((2, 8), dtype=torch.long)
-            net = rt.wrap(model, lambda m, ids, mask: torch.softmax(m(ids, mask), dim=-1))
-            rt.export_graph(net, (example, torch.ones_like(example)), target)
-
         def load_onnx() -> rt.OnnxModel:
             key = f"{self.adapter.sha256}|{encoder_sha}"
-            graph, _ = rt.cached_graph("minilm-ft", key, export, int8=precision == "int8")
+            child = ("sentiment.finetuned:export_file_graph", (str(path), str(encoder_dir)))
+            graph, _ = rt.cached_graph("minilm-ft", key, lambda target: export_graph(self.adapter, encoder_dir, target),
+                                       int8=precision == "int8", child=child)
             return rt.OnnxModel(graph, self.plan, threads=threads)
 
         self.onnx = rt.try_onnx("minilm-ft", self.plan, load_onnx, strict=setting == "onnx" or precision == "int8")

@@ -20,15 +20,24 @@ weights fingerprint, the onnxruntime and torch versions, :data:`EXPORT_VERSION`)
 file and renamed into place, so a crash or a concurrent process never leaves a half-written graph. Nothing of
 it is committed; deleting the folder only costs a re-export (seconds for MiniLM, about a minute for a
 roberta-base-sized model).
+
+An export holds the PyTorch model, the traced graph and the serialised one at once: for MiniLM about 400 MB
+above the loaded session, and some of it is not given back to the system afterwards. Inside
+:func:`exports_in_child` (``aimusic backfill``, whose goal is a peak under 1 GB), a model that names a
+module-level export function (``child=`` of :func:`cached_graph`) is exported in a child process instead, so
+that memory is never this process's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import logging
+import multiprocessing
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -50,8 +59,12 @@ CPU_EP = "CPUExecutionProvider"
 #: posts per batch: short posts on CPU (64 was best for MiniLM on 2 cores), many more on a GPU
 CPU_BATCH = 64
 GPU_BATCH = 256
-#: padded tokens per batch on CPU (a GPU takes 8 times more)
-CPU_BATCH_TOKENS = 8_192
+#: padded tokens per batch on CPU. ONNX Runtime's memory arena keeps the largest batch's activations for the
+#: session's life, and they grow with the batch (attention with its length squared): 32 posts of 256 tokens
+#: held +782 MB, 8 posts +170 MB, at the same 43 posts/s (MiniLM, 2 cores; docs/models.md "Memory")
+CPU_BATCH_TOKENS = 2_048
+#: padded tokens per batch on a GPU
+GPU_BATCH_TOKENS = 65_536
 
 
 def all_cores() -> int:
@@ -154,7 +167,7 @@ def choose(
     if device == "cuda" and not has_cuda and not (provs and CUDA_EP in provs):
         raise ScorerError("device cuda: no CUDA device is visible to torch or ONNX Runtime")
     gpu = device != "cpu" and (has_cuda or (setting != "torch" and bool(provs) and CUDA_EP in provs))
-    gpu_batches = {"batch_size": GPU_BATCH, "max_batch_tokens": CPU_BATCH_TOKENS * 8}
+    gpu_batches = {"batch_size": GPU_BATCH, "max_batch_tokens": GPU_BATCH_TOKENS}
     if setting != "torch" and gpu and provs and CUDA_EP in provs:
         return Plan("onnx", "cuda", (CUDA_EP, CPU_EP), **gpu_batches)
     if gpu and setting != "onnx":
@@ -273,14 +286,71 @@ def _no_quantizer_chatter(record: logging.LogRecord) -> bool:
     return "onnxruntime" not in record.pathname.replace("\\", "/").split("site-packages")[-1]
 
 
-def cached_graph(kind: str, key: str, build: Callable[[Path], None], *, int8: bool = False) -> tuple[Path, bool]:
+#: an export recipe a child process can run: ("module:function", arguments); it is called as
+#: ``function(*arguments, target_path)`` and must write the graph to ``target_path`` (atomically)
+ChildExport = tuple[str, tuple[Any, ...]]
+_EXPORT_IN_CHILD = False
+
+
+@contextlib.contextmanager
+def exports_in_child() -> Iterator[None]:
+    """Within this block, graphs whose model names a :data:`ChildExport` are exported in a child process (spawned:
+    a fresh interpreter, so no thread or lock state of this one is copied), and this process only loads the
+    result. For commands with a memory goal; one-off, since the graph is cached."""
+    global _EXPORT_IN_CHILD
+    before, _EXPORT_IN_CHILD = _EXPORT_IN_CHILD, True
+    try:
+        yield
+    finally:
+        _EXPORT_IN_CHILD = before
+
+
+def _run_child_export(function: str, args: tuple[Any, ...], target: str, reply: Any) -> None:
+    """The child's side of :func:`export_in_child`: the reason of a failure goes back in one line (no
+    traceback on the terminal), with exit code 1."""
+    try:
+        module, _, name = function.partition(":")
+        getattr(importlib.import_module(module), name)(*args, Path(target))
+    except Exception as exc:  # any failure of the export is reported to the parent, which falls back
+        reply.send(" ".join(f"{type(exc).__name__}: {exc}".split())[:300])
+        raise SystemExit(1) from None
+    finally:
+        reply.close()
+
+
+def export_in_child(recipe: ChildExport, target: Path, what: str) -> None:
+    """Run ``recipe`` in a spawned child process and wait; raises RuntimeError (with the child's reason) when it
+    wrote no graph."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_run_child_export, args=(recipe[0], recipe[1], str(target), send),
+                              name=f"aimusic-export-{what}")
+    process.start()
+    send.close()
+    process.join()
+    try:
+        reason = receive.recv() if receive.poll() else ""
+    except EOFError:  # the child closed its end without a word: it succeeded (or died before it could say)
+        reason = ""
+    receive.close()
+    if process.exitcode != 0 or not target.is_file():
+        raise RuntimeError(f"exporting {what} in a child process failed (exit code {process.exitcode})"
+                           + (f": {reason}" if reason else ""))
+
+
+def cached_graph(kind: str, key: str, build: Callable[[Path], None], *, int8: bool = False,
+                 child: ChildExport | None = None) -> tuple[Path, bool]:
     """The cached graph for (``kind``, ``key``), exporting it with ``build(path)`` when missing (and quantising it
-    when ``int8``); returns (path, whether anything was built now)."""
+    when ``int8``); returns (path, whether anything was built now). Inside :func:`exports_in_child`, ``child``
+    (when given) exports it in a child process instead of ``build``."""
     fp32 = graph_path(kind, key)
     built = False
     if not fp32.is_file():
         log.info("exporting %s to ONNX (once; cached in %s)", kind, fp32.parent)
-        build(fp32)
+        if child is not None and _EXPORT_IN_CHILD:
+            export_in_child(child, fp32, kind)
+        else:
+            build(fp32)
         built = True
     if not int8:
         return fp32, built

@@ -274,3 +274,47 @@ def test_second_stage_on_a_worker_gives_the_serial_result(tmp_path, monkeypatch,
     _same(failed_serial, failed)
     assert failed.completed and failed.embedded == failed_serial.embedded < overlapped.embedded
     assert _rows(fs_store) == _rows(f_store) and len(_rows(f_store)) < len(_rows(overlap_store))
+
+
+def test_the_second_stage_loads_before_the_reading_with_exports_in_a_child(tmp_path) -> None:
+    """A first export of the second stage's model would hold ~400 MB during the import: the stage is loaded
+    before the first line is read, inside ``exports_in_child``; a stage that cannot load leaves the rules alone,
+    and a file already imported loads nothing."""
+    from sentiment import runtime as rt
+
+    events: list[tuple[str, bool]] = []
+
+    class Recording(SemanticRelevance):
+        fails = False
+
+        def _load(self) -> None:
+            events.append(("load", rt._EXPORT_IN_CHILD))
+            if self.fails:
+                raise RuntimeError("no model here")
+
+        def _embed(self, texts: Any) -> np.ndarray:
+            events.append(("embed", rt._EXPORT_IN_CHILD))
+            vectors = fake_encode(texts)
+            for i, text in enumerate(texts):
+                if "track 1" in text:  # some texts only the second stage keeps
+                    vectors[i] = self.head.coef / np.linalg.norm(self.head.coef)
+            return vectors
+
+    path = write_zst(tmp_path / "RC_prepare.zst", _stage_two_lines())
+    topics = make_topics(tmp_path)
+    sem = Recording(encode=fake_encode)
+    report, store = _import(tmp_path, "prepared", path, QuickRelevance(RelevanceFilter(topics, semantic=sem)))
+    assert report.completed and report.embedded > 0
+    assert events[0] == ("load", True) and ("embed", False) in events and ("load", True) not in events[1:]
+
+    events.clear()
+    again = backfill_file(path, store, QuickRelevance(RelevanceFilter(topics, semantic=sem)),
+                          BackfillOptions(quarantine_dir=tmp_path / "q-again", block_bytes=SMALL_BLOCKS))
+    assert again.already_done and events == []
+
+    broken = Recording(encode=fake_encode)
+    broken.fails = True
+    rules, _ = _import(tmp_path, "rules", path, QuickRelevance(RelevanceFilter(topics, semantic=broken)))
+    assert rules.completed and rules.embedded == 0 and not broken.available
+    assert broken.note.startswith("semantic relevance off, rules only") and "no model here" in broken.note
+    assert 0 < rules.relevant < report.relevant

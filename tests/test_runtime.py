@@ -104,6 +104,26 @@ def test_minilm_ft_onnx_matches_torch_and_the_cache_is_reused(tiny_bert, adapter
     np.testing.assert_allclose(again.predict_proba(TEXTS), onnx.predict_proba(TEXTS), atol=1e-7)
 
 
+def test_inside_exports_in_child_the_graph_is_exported_by_a_child_process(tiny_bert, adapter, cache, monkeypatch):
+    exports = count_exports(monkeypatch)  # counts exports in this process only
+    with rt.exports_in_child():
+        child = MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, device="cpu")
+    assert child.runtime == "onnx" and exports == []
+    assert [p.name for p in cache.iterdir()] == [child.onnx.path.name]  # the child's graph, no temporary left
+    reference = MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, device="cpu", runtime="torch")
+    np.testing.assert_allclose(child.predict_proba(TEXTS), reference.predict_proba(TEXTS), atol=1e-4)
+    assert not rt._EXPORT_IN_CHILD  # the block ends
+
+
+def test_a_failed_child_export_says_why_in_one_line(tmp_path, cache, capfd):
+    recipe = ("sentiment.finetuned:export_file_graph", (str(tmp_path / "missing.npz"), str(tmp_path)))
+    with pytest.raises(RuntimeError, match=r"exporting minilm-ft in a child process failed \(exit code 1\): "
+                                           r"ScorerError: .*missing\.npz") as raised:
+        rt.export_in_child(recipe, cache / "g.onnx", "minilm-ft")
+    assert "\n" not in str(raised.value) and not (cache / "g.onnx").exists()
+    assert "Traceback" not in capfd.readouterr().err  # the child printed nothing of its own
+
+
 def test_new_weights_invalidate_the_cached_graph(tiny_bert, adapter, tmp_path, monkeypatch):
     exports = count_exports(monkeypatch)
     first = MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, device="cpu")

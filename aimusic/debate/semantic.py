@@ -237,14 +237,37 @@ class SemanticRelevance:
         try:
             probs = self._predict([prepared[i] for i in todo])
         except (ScorerError, OSError, ImportError, RuntimeError) as exc:
-            self.available = False
-            self.note = f"semantic relevance off, rules only: the encoder cannot load ({' '.join(str(exc).split())})"
-            log.warning(self.note)
+            self._unavailable(exc)
             return out
         self.embedded += len(todo)
         for i, p in zip(todo, probs, strict=True):
             out[i] = float(p)
         return out
+
+    def prepare(self) -> bool:
+        """Load the model now, as the first texts would (a bulk import does it before reading, see
+        :func:`sentiment.runtime.exports_in_child`); False, with :attr:`note`, when it cannot load here."""
+        if not self.available:
+            return False
+        from sentiment.base import ScorerError
+
+        try:
+            self._load()
+        except (ScorerError, OSError, ImportError, RuntimeError) as exc:
+            self._unavailable(exc)
+            return False
+        return True
+
+    def _load(self) -> None:
+        if self._encode is None:
+            from sentiment.embedding import load_encoder
+
+            load_encoder()
+
+    def _unavailable(self, exc: BaseException) -> None:
+        self.available = False
+        self.note = f"semantic relevance off, rules only: the encoder cannot load ({' '.join(str(exc).split())})"
+        log.warning(self.note)
 
     def measured(self) -> dict[str, Any]:
         """The figures recorded by the training script for this head (empty when the file does not match)."""
@@ -289,7 +312,7 @@ class FinetunedRelevance(SemanticRelevance):
         self.note = None
         self.embedded = 0
 
-    def _predict(self, texts: Sequence[str]) -> np.ndarray:
+    def _load(self) -> tuple[Any, threading.Lock]:
         key = (self.sha256, str(self.encoder_dir or ""))
         with _MODELS_LOCK:
             entry = _MODELS.get(key)
@@ -299,7 +322,10 @@ class FinetunedRelevance(SemanticRelevance):
                 scorer = MinilmFinetunedScorer(self.head_file, encoder_dir=self.encoder_dir, task="relevance",
                                                precision="fp32")
                 entry = _MODELS[key] = (scorer, threading.Lock())
-        scorer, lock = entry
+        return entry
+
+    def _predict(self, texts: Sequence[str]) -> np.ndarray:
+        scorer, lock = self._load()
         with lock:  # one text batch at a time per model: the tokenizer is not safe to share between threads
             probs = scorer.predict_proba(list(texts))
         return probs[:, RELEVANCE_CLASSES.index("relevant")]

@@ -233,6 +233,8 @@ def backfill_file(
     )
     stage_two = checker.relevance.stage_two
     embedded_before = stage_two.embedded if stage_two is not None else 0
+    if stage_two is not None:
+        _prepare(stage_two)
     patterns = checker.bulk_patterns() if options.bulk and fmt == "reddit" else None
     report.reader = "bulk" if patterns is not None else "line"
     at = _At(skip)
@@ -266,6 +268,16 @@ def backfill_file(
             report.embedded = stage_two.embedded - embedded_before
         report.seconds = time.perf_counter() - started
     return report
+
+
+def _prepare(stage_two: Any) -> None:
+    """Load the second stage before reading. Its first use on a machine exports the model to ONNX: that runs in a
+    child process (:func:`sentiment.runtime.exports_in_child`), so the export's memory (about 400 MB) is never
+    this import's, and before DuckDB and the reading hold theirs."""
+    from sentiment import runtime
+
+    with runtime.exports_in_child():
+        stage_two.prepare()
 
 
 def backfill_paths(
