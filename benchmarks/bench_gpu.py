@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from sentiment.finetuned import WEIGHTS_FILE, Adapter, build_model, predict_logits, tokenize
+    from sentiment.finetuned import WEIGHTS_FILE, Adapter, tokenize
+    from sentiment.finetuned_torch import build_model, predict_logits
     from sentiment.head import prepare
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

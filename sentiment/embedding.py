@@ -62,17 +62,14 @@ class Encoder:
 
     def __init__(self, model_dir: Path | None = None, *, runtime: str | None = None, device: str = "auto",
                  threads: int | None = None) -> None:
-        from transformers import AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
         from sentiment import runtime as rt
+        from sentiment.tokenizing import load_tokenizer
 
-        hf_logging.disable_progress_bar()
         self.model_dir = Path(model_dir) if model_dir else model_path()
         setting = rt.runtime_setting(runtime)
         self.plan = rt.choose(setting, device=device)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+            self.tokenizer = load_tokenizer(self.model_dir)  # no transformers (and so no torch) import when it can
         except (OSError, ValueError) as exc:
             raise ScorerError(f"the offline encoder ({ENCODER_PACKAGE}) cannot load: {exc}") from exc
         # scorers tokenise long texts whole before cutting them (head+tail): nothing to warn about
@@ -86,10 +83,12 @@ class Encoder:
 
     def _load_onnx(self, threads: int | None) -> Any:
         from sentiment import runtime as rt
-        from sentiment.finetuned import encoder_fingerprint, load_base
+        from sentiment.finetuned import encoder_fingerprint
 
         def export(target: Path) -> None:
             import torch
+
+            from sentiment.finetuned_torch import load_base
 
             bert, _ = load_base(self.model_dir)
 
@@ -108,6 +107,9 @@ class Encoder:
 
     def _load_torch(self) -> Any:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         try:
             model = SentenceTransformer(str(self.model_dir), device=self.plan.device)

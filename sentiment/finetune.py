@@ -42,15 +42,11 @@ from sentiment.finetuned import (
     TARGET_MODULES,
     WEIGHTS_DIR,
     Adapter,
-    SentimentNet,
-    build_model,
     default_encoder_dir,
     encoder_fingerprint,
-    export_adapter,
-    load_base,
-    predict_logits,
     tokenize,
 )
+from sentiment.finetuned_torch import SentimentNet, build_model, export_adapter, load_base, predict_logits
 from sentiment.head import PREPARE_VERSION, prepare
 from sentiment.lora_training import (
     BUCKET_BATCHES,

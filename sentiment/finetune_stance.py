@@ -41,18 +41,8 @@ import torch
 from aimusic.core.config import PROJECT_ROOT
 from aimusic.debate.training import file_record, softmax, temperature
 from sentiment.base import ScorerError
-from sentiment.finetuned import (
-    FORMAT,
-    WEIGHTS_DIR,
-    Adapter,
-    SentimentNet,
-    default_encoder_dir,
-    encoder_fingerprint,
-    export_adapter,
-    load_base,
-    predict_logits,
-    tokenize,
-)
+from sentiment.finetuned import FORMAT, WEIGHTS_DIR, Adapter, default_encoder_dir, encoder_fingerprint, tokenize
+from sentiment.finetuned_torch import SentimentNet, export_adapter, load_base, predict_logits
 from sentiment.head import prepare as fit_tokens
 from sentiment.lora_training import Recipe, inject_lora, resolve_device, train_loop
 from sentiment.stance import STANCE_LABELS, prepare, read_provenance
@@ -188,7 +178,7 @@ def measure(out: Path, heldout_sets: tuple[Path, ...], dev: list[Path],
             semeval_test: tuple[list[str], list[str], list[str]] | None, device: torch.device,
             encoder_dir: Path | None = None) -> dict[str, Any]:
     """Figures of the written file, loaded as the scorer loads it (adapter merged, fp32)."""
-    from sentiment.finetuned import build_model
+    from sentiment.finetuned_torch import build_model
 
     adapter = Adapter.load(out)
     unclear_below = float(adapter.meta.get("unclear_below", 0.0))

@@ -19,16 +19,8 @@ import torch
 
 from sentiment.base import LABELS, ScorerError
 from sentiment.evaluate import metrics
-from sentiment.finetuned import (
-    TARGET_MODULES,
-    Adapter,
-    SentimentNet,
-    default_encoder_dir,
-    encoder_fingerprint,
-    layernorm_params,
-    pad_batch,
-    predict_logits,
-)
+from sentiment.finetuned import TARGET_MODULES, Adapter, default_encoder_dir, encoder_fingerprint
+from sentiment.finetuned_torch import SentimentNet, layernorm_params, pad_batch, predict_logits
 
 log = logging.getLogger(__name__)
 

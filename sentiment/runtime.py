@@ -23,27 +23,25 @@ roberta-base-sized model).
 
 An export holds the PyTorch model, the traced graph and the serialised one at once: for MiniLM about 400 MB
 above the loaded session, and some of it is not given back to the system afterwards. Inside
-:func:`exports_in_child` (``aimusic backfill``, whose goal is a peak under 1 GB), a model that names a
-module-level export function (``child=`` of :func:`cached_graph`) is exported in a child process instead, so
-that memory is never this process's.
+:func:`sentiment.child_export.exports_in_child` (``aimusic backfill``, whose goal is a peak under 1 GB), a model
+that names a module-level export function (``child=`` of :func:`cached_graph`) is exported in a child process
+instead, so that memory is never this process's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import importlib
 import logging
-import multiprocessing
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from sentiment import child_export
 from sentiment.base import ScorerError
 
 log = logging.getLogger(__name__)
@@ -107,12 +105,33 @@ def ort_version() -> str:
         return "none"
 
 
+#: device files of NVIDIA's and AMD's (ROCm) drivers: on Linux, torch sees no GPU without one of them
+_GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
 def torch_cuda() -> bool:
+    """Does torch see a GPU. On Linux without any GPU driver's device file, no (torch is not imported for it:
+    about 200 MB and a second that ONNX Runtime on the CPU does not need); else ``torch.cuda.is_available()``."""
+    import sys
+
+    if "torch" not in sys.modules and sys.platform.startswith("linux") and not any(
+            os.path.exists(f) for f in _GPU_DEVICE_FILES):
+        return False
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency
         return False
     return bool(torch.cuda.is_available())
+
+
+def torch_version() -> str:
+    """The installed torch's version, read from its metadata (no import), ``none`` when it is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return "none"
 
 
 def ort_providers() -> list[str] | None:
@@ -189,13 +208,7 @@ def choose(
 
 def graph_path(kind: str, key: str, variant: str = "fp32") -> Path:
     """The cache file of one exported graph: readable prefix + a hash of everything that decides its content."""
-    try:
-        import torch
-
-        torch_version = torch.__version__
-    except ImportError:  # pragma: no cover
-        torch_version = "none"
-    material = f"{EXPORT_VERSION}|{kind}|{key}|{variant}|onnxruntime {ort_version()}|torch {torch_version}"
+    material = f"{EXPORT_VERSION}|{kind}|{key}|{variant}|onnxruntime {ort_version()}|torch {torch_version()}"
     digest = hashlib.sha256(material.encode()).hexdigest()[:20]
     return cache_root() / f"{kind}-{variant}-{digest}.onnx"
 
@@ -286,69 +299,18 @@ def _no_quantizer_chatter(record: logging.LogRecord) -> bool:
     return "onnxruntime" not in record.pathname.replace("\\", "/").split("site-packages")[-1]
 
 
-#: an export recipe a child process can run: ("module:function", arguments); it is called as
-#: ``function(*arguments, target_path)`` and must write the graph to ``target_path`` (atomically)
-ChildExport = tuple[str, tuple[Any, ...]]
-_EXPORT_IN_CHILD = False
-
-
-@contextlib.contextmanager
-def exports_in_child() -> Iterator[None]:
-    """Within this block, graphs whose model names a :data:`ChildExport` are exported in a child process (spawned:
-    a fresh interpreter, so no thread or lock state of this one is copied), and this process only loads the
-    result. For commands with a memory goal; one-off, since the graph is cached."""
-    global _EXPORT_IN_CHILD
-    before, _EXPORT_IN_CHILD = _EXPORT_IN_CHILD, True
-    try:
-        yield
-    finally:
-        _EXPORT_IN_CHILD = before
-
-
-def _run_child_export(function: str, args: tuple[Any, ...], target: str, reply: Any) -> None:
-    """The child's side of :func:`export_in_child`: the reason of a failure goes back in one line (no
-    traceback on the terminal), with exit code 1."""
-    try:
-        module, _, name = function.partition(":")
-        getattr(importlib.import_module(module), name)(*args, Path(target))
-    except Exception as exc:  # any failure of the export is reported to the parent, which falls back
-        reply.send(" ".join(f"{type(exc).__name__}: {exc}".split())[:300])
-        raise SystemExit(1) from None
-    finally:
-        reply.close()
-
-
-def export_in_child(recipe: ChildExport, target: Path, what: str) -> None:
-    """Run ``recipe`` in a spawned child process and wait; raises RuntimeError (with the child's reason) when it
-    wrote no graph."""
-    context = multiprocessing.get_context("spawn")
-    receive, send = context.Pipe(duplex=False)
-    process = context.Process(target=_run_child_export, args=(recipe[0], recipe[1], str(target), send),
-                              name=f"aimusic-export-{what}")
-    process.start()
-    send.close()
-    process.join()
-    try:
-        reason = receive.recv() if receive.poll() else ""
-    except EOFError:  # the child closed its end without a word: it succeeded (or died before it could say)
-        reason = ""
-    receive.close()
-    if process.exitcode != 0 or not target.is_file():
-        raise RuntimeError(f"exporting {what} in a child process failed (exit code {process.exitcode})"
-                           + (f": {reason}" if reason else ""))
-
-
 def cached_graph(kind: str, key: str, build: Callable[[Path], None], *, int8: bool = False,
-                 child: ChildExport | None = None) -> tuple[Path, bool]:
+                 child: child_export.Recipe | None = None) -> tuple[Path, bool]:
     """The cached graph for (``kind``, ``key``), exporting it with ``build(path)`` when missing (and quantising it
-    when ``int8``); returns (path, whether anything was built now). Inside :func:`exports_in_child`, ``child``
-    (when given) exports it in a child process instead of ``build``."""
+    when ``int8``); returns (path, whether anything was built now). Inside ``exports_in_child``, ``child``
+    (when given) exports it in a child process instead of ``build``
+    (:func:`sentiment.child_export.exports_in_child`)."""
     fp32 = graph_path(kind, key)
     built = False
     if not fp32.is_file():
         log.info("exporting %s to ONNX (once; cached in %s)", kind, fp32.parent)
-        if child is not None and _EXPORT_IN_CHILD:
-            export_in_child(child, fp32, kind)
+        if child is not None and child_export.enabled():
+            child_export.export_in_child(child, fp32, kind)
         else:
             build(fp32)
         built = True

@@ -280,7 +280,7 @@ def test_the_second_stage_loads_before_the_reading_with_exports_in_a_child(tmp_p
     """A first export of the second stage's model would hold ~400 MB during the import: the stage is loaded
     before the first line is read, inside ``exports_in_child``; a stage that cannot load leaves the rules alone,
     and a file already imported loads nothing."""
-    from sentiment import runtime as rt
+    from sentiment import child_export
 
     events: list[tuple[str, bool]] = []
 
@@ -288,12 +288,12 @@ def test_the_second_stage_loads_before_the_reading_with_exports_in_a_child(tmp_p
         fails = False
 
         def _load(self) -> None:
-            events.append(("load", rt._EXPORT_IN_CHILD))
+            events.append(("load", child_export.enabled()))
             if self.fails:
                 raise RuntimeError("no model here")
 
         def _embed(self, texts: Any) -> np.ndarray:
-            events.append(("embed", rt._EXPORT_IN_CHILD))
+            events.append(("embed", child_export.enabled()))
             vectors = fake_encode(texts)
             for i, text in enumerate(texts):
                 if "track 1" in text:  # some texts only the second stage keeps

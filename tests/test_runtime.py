@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("onnxruntime")
 
-from sentiment import ScorerError, load_scorer  # noqa: E402
+from sentiment import ScorerError, child_export, load_scorer  # noqa: E402
 from sentiment import runtime as rt  # noqa: E402
 from sentiment.finetuned import FORMAT, Adapter, MinilmFinetunedScorer, encoder_fingerprint  # noqa: E402
 from sentiment.synthetic import build_tiny_classifier  # noqa: E402
@@ -106,20 +106,20 @@ def test_minilm_ft_onnx_matches_torch_and_the_cache_is_reused(tiny_bert, adapter
 
 def test_inside_exports_in_child_the_graph_is_exported_by_a_child_process(tiny_bert, adapter, cache, monkeypatch):
     exports = count_exports(monkeypatch)  # counts exports in this process only
-    with rt.exports_in_child():
+    with child_export.exports_in_child():
         child = MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, device="cpu")
     assert child.runtime == "onnx" and exports == []
     assert [p.name for p in cache.iterdir()] == [child.onnx.path.name]  # the child's graph, no temporary left
     reference = MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, device="cpu", runtime="torch")
     np.testing.assert_allclose(child.predict_proba(TEXTS), reference.predict_proba(TEXTS), atol=1e-4)
-    assert not rt._EXPORT_IN_CHILD  # the block ends
+    assert not child_export.enabled()  # the block ends
 
 
 def test_a_failed_child_export_says_why_in_one_line(tmp_path, cache, capfd):
-    recipe = ("sentiment.finetuned:export_file_graph", (str(tmp_path / "missing.npz"), str(tmp_path)))
+    recipe = ("sentiment.finetuned_torch:export_file_graph", (str(tmp_path / "missing.npz"), str(tmp_path)))
     with pytest.raises(RuntimeError, match=r"exporting minilm-ft in a child process failed \(exit code 1\): "
                                            r"ScorerError: .*missing\.npz") as raised:
-        rt.export_in_child(recipe, cache / "g.onnx", "minilm-ft")
+        child_export.export_in_child(recipe, cache / "g.onnx", "minilm-ft")
     assert "\n" not in str(raised.value) and not (cache / "g.onnx").exists()
     assert "Traceback" not in capfd.readouterr().err  # the child printed nothing of its own
 

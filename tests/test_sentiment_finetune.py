@@ -19,16 +19,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from sentiment import LABELS, ScorerError, load_scorer  # noqa: E402
-from sentiment.finetuned import (  # noqa: E402
-    PROVENANCE_FILE,
-    WEIGHTS_FILE,
-    Adapter,
-    MinilmFinetunedScorer,
-    SentimentNet,
-    build_model,
-    load_base,
-    mean_pool,
-)
+from sentiment.finetuned import PROVENANCE_FILE, WEIGHTS_FILE, Adapter, MinilmFinetunedScorer  # noqa: E402
+from sentiment.finetuned_torch import SentimentNet, build_model, load_base, mean_pool  # noqa: E402
 
 SENTENCES = (
     "i love hate this song it is great awful terrible wonderful the album was released on friday at",
@@ -77,7 +69,8 @@ def random_adapter_model(encoder_dir: Path, seed: int = 0, noise: float = 0.5) -
 
 
 def write_adapter(model: SentimentNet, encoder_dir: Path, path: Path, export_dtype: str = "float32") -> Adapter:
-    from sentiment.finetuned import FORMAT, encoder_fingerprint, export_adapter
+    from sentiment.finetuned import FORMAT, encoder_fingerprint
+    from sentiment.finetuned_torch import export_adapter
 
     meta = {"format": FORMAT, "encoder_weights_sha256": encoder_fingerprint(encoder_dir)}
     adapter = export_adapter(model, meta, dtype=export_dtype)

@@ -246,7 +246,7 @@ class SemanticRelevance:
 
     def prepare(self) -> bool:
         """Load the model now, as the first texts would (a bulk import does it before reading, see
-        :func:`sentiment.runtime.exports_in_child`); False, with :attr:`note`, when it cannot load here."""
+        :func:`sentiment.child_export.exports_in_child`); False, with :attr:`note`, when it cannot load here."""
         if not self.available:
             return False
         from sentiment.base import ScorerError

@@ -58,7 +58,7 @@ def _fit(ids: list[list[int]], y3: np.ndarray, idx: np.ndarray, *, recipe: Any, 
     """A fresh LoRA model trained on ``idx`` (10% of it held out to choose the epoch); (model, loop result)."""
     import torch
 
-    from sentiment.finetuned import SentimentNet, load_base
+    from sentiment.finetuned_torch import SentimentNet, load_base
     from sentiment.lora_training import inject_lora, train_loop
     from sentiment.train_head import stratified_split
 
@@ -78,15 +78,8 @@ def train(out_dir: Path | None = None, negatives: list[Path] | None = None, samp
     import torch
     from sklearn.model_selection import StratifiedKFold
 
-    from sentiment.finetuned import (
-        FORMAT,
-        default_encoder_dir,
-        encoder_fingerprint,
-        export_adapter,
-        load_base,
-        predict_logits,
-        tokenize,
-    )
+    from sentiment.finetuned import FORMAT, default_encoder_dir, encoder_fingerprint, tokenize
+    from sentiment.finetuned_torch import export_adapter, load_base, predict_logits
     from sentiment.head import prepare as fit_tokens
     from sentiment.lora_training import Recipe, resolve_device
 

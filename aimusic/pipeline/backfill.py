@@ -272,11 +272,11 @@ def backfill_file(
 
 def _prepare(stage_two: Any) -> None:
     """Load the second stage before reading. Its first use on a machine exports the model to ONNX: that runs in a
-    child process (:func:`sentiment.runtime.exports_in_child`), so the export's memory (about 400 MB) is never
+    child process (:func:`sentiment.child_export.exports_in_child`), so the export's memory (about 400 MB) is never
     this import's, and before DuckDB and the reading hold theirs."""
-    from sentiment import runtime
+    from sentiment import child_export
 
-    with runtime.exports_in_child():
+    with child_export.exports_in_child():
         stage_two.prepare()
 
 
