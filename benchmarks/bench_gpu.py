@@ -3,7 +3,7 @@
     python benchmarks/bench_gpu.py [--val ../shared/data/sentiment/val.tsv] [--repeat 50] [--encoder DIR]
 
 Scores the val.tsv tweets, repeated ``--repeat`` times (100,000 texts by default), with the merged fine-tuned model
-on the GPU through :func:`sentiment.finetuned.predict_logits` directly, so the scorer's de-duplication of
+on the GPU through :func:`sentiment.finetuned_torch.predict_logits` directly, so the scorer's de-duplication of
 repeated texts does not apply: every text is computed. Prints, separately, the tokenising rate (text
 preparation and the fast tokenizer, on one CPU thread) and the model's rate in fp32 (batches of 256) and with
 fp16 autocast (batches of 1,024), and the share of fp16 labels equal to fp32's. ``--encoder`` points to a copy

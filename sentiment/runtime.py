@@ -105,18 +105,25 @@ def ort_version() -> str:
         return "none"
 
 
-#: device files of NVIDIA's and AMD's (ROCm) drivers: on Linux, torch sees no GPU without one of them
-_GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+#: traces of a GPU driver on Linux: NVIDIA's and AMD's (ROCm) kernel modules and device files, WSL's GPU. The
+#: modules count too, because NVIDIA's device files may appear only when the first CUDA program runs
+_GPU_TRACES = ("/proc/driver/nvidia", "/sys/module/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/sys/module/amdgpu",
+               "/dev/kfd", "/dev/dxg")
 
 
 def torch_cuda() -> bool:
-    """Does torch see a GPU. On Linux without any GPU driver's device file, no (torch is not imported for it:
-    about 200 MB and a second that ONNX Runtime on the CPU does not need); else ``torch.cuda.is_available()``."""
+    """Does torch see a GPU. On Linux with no trace of a GPU driver (:data:`_GPU_TRACES`), no, without importing
+    torch (about 200 MB and a second that ONNX Runtime on the CPU does not need); else
+    ``torch.cuda.is_available()``."""
     import sys
 
     if "torch" not in sys.modules and sys.platform.startswith("linux") and not any(
-            os.path.exists(f) for f in _GPU_DEVICE_FILES):
+            os.path.exists(f) for f in _GPU_TRACES):
         return False
+    return _torch_sees_cuda()
+
+
+def _torch_sees_cuda() -> bool:
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency
@@ -181,7 +188,14 @@ def choose(
     setting = runtime_setting(setting)
     if device not in ("auto", "cpu", "cuda"):
         raise ScorerError(f"unknown device {device!r}; use auto, cpu or cuda")
-    has_cuda = torch_cuda() if cuda is None else cuda
+    if cuda is not None:
+        has_cuda = cuda
+    elif device == "cpu":  # not asked
+        has_cuda = False
+    elif device == "cuda":  # asked for: torch itself says, whatever the traces say
+        has_cuda = _torch_sees_cuda()
+    else:
+        has_cuda = torch_cuda()
     provs = ort_providers() if providers == "probe" else providers
     if device == "cuda" and not has_cuda and not (provs and CUDA_EP in provs):
         raise ScorerError("device cuda: no CUDA device is visible to torch or ONNX Runtime")
@@ -310,7 +324,11 @@ def cached_graph(kind: str, key: str, build: Callable[[Path], None], *, int8: bo
     if not fp32.is_file():
         log.info("exporting %s to ONNX (once; cached in %s)", kind, fp32.parent)
         if child is not None and child_export.enabled():
-            child_export.export_in_child(child, fp32, kind)
+            try:
+                child_export.export_in_child(child, fp32, kind)
+            except (OSError, RuntimeError) as exc:  # the graph is still wanted: export it here, as without a child
+                log.warning("%s; exporting in this process instead", " ".join(str(exc).split())[:300])
+                build(fp32)
         else:
             build(fp32)
         built = True

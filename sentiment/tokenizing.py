@@ -26,7 +26,10 @@ class FastTokenizer:
         from tokenizers import Tokenizer
 
         self.model_dir = Path(model_dir)
-        self._tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        try:
+            self._tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        except Exception as exc:  # the library raises a bare Exception for a malformed file
+            raise ValueError(f"{self.model_dir / 'tokenizer.json'} cannot be read: {exc}") from None
         self._tok.no_truncation()
         self._tok.no_padding()
         config = _config(self.model_dir)
@@ -51,8 +54,9 @@ class FastTokenizer:
             return {"input_ids": ids}
         encodings = self._tok.encode_batch(list(texts), add_special_tokens=add_special_tokens)
         batch = [e.ids for e in encodings]
-        if truncation and max_length is not None:
-            batch = [self._truncate(x, max_length, add_special_tokens) for x in batch]
+        if truncation:
+            limit = max_length if max_length is not None else self.model_max_length
+            batch = [self._truncate(x, limit, add_special_tokens) for x in batch]
         return {"input_ids": batch}
 
     def _truncate(self, ids: list[int], max_length: int, specials: bool) -> list[int]:
@@ -79,10 +83,22 @@ def _config(model_dir: Path) -> dict[str, Any]:
 
 
 def load_tokenizer(model_dir: Path) -> Any:
-    """:class:`FastTokenizer` when ``model_dir`` has ``tokenizer.json``, else ``AutoTokenizer.from_pretrained``."""
+    """:class:`FastTokenizer` when ``model_dir`` has a ``tokenizer.json`` that adds its own special tokens (a
+    post-processor) and truncates on the right (the default), else ``AutoTokenizer.from_pretrained``."""
     model_dir = Path(model_dir)
-    if (model_dir / "tokenizer.json").is_file():
+    if _fast_enough(model_dir):
         return FastTokenizer(model_dir)
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model_dir)
+
+
+def _fast_enough(model_dir: Path) -> bool:
+    """The cases :class:`FastTokenizer` reproduces: a readable ``tokenizer.json`` with a post-processor (else
+    transformers adds the special tokens itself) and no left-side truncation in ``tokenizer_config.json``."""
+    try:
+        spec = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(spec, dict) and bool(spec.get("post_processor"))
+            and _config(model_dir).get("truncation_side", "right") == "right")

@@ -319,3 +319,32 @@ def test_a_session_that_fails_after_the_weights_were_freed_reloads_them(tmp_path
     assert scorer.runtime == "torch" and scorer.model is not None
     assert scorer.score(["i love this song"]).status == ["scored"]
     assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
+
+
+def test_a_failed_child_export_is_done_in_this_process_instead(cache, caplog):
+    built: list[Path] = []
+
+    def build(path: Path) -> None:
+        built.append(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"graph")
+
+    caplog.set_level(logging.WARNING)
+    with child_export.exports_in_child():
+        path, fresh = rt.cached_graph("minilm-ft", "key", build, child=("no_such_module:export", ()))
+    assert fresh and built == [path] and path.read_bytes() == b"graph"
+    [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "in a child process failed (exit code 1): ModuleNotFoundError" in line and "in this process" in line
+
+
+def test_the_gpu_probe_follows_the_device_asked_for(monkeypatch):
+    def never() -> bool:
+        raise AssertionError("probed")
+
+    monkeypatch.setattr(rt, "torch_cuda", never)
+    monkeypatch.setattr(rt, "_torch_sees_cuda", never)
+    assert rt.choose("auto", device="cpu", providers=CPU_ONLY).device == "cpu"  # not asked: not probed
+    monkeypatch.setattr(rt, "_torch_sees_cuda", lambda: True)  # asked for: torch itself, not the traces
+    assert rt.choose("torch", device="cuda", providers=CPU_ONLY).device == "cuda"
+    monkeypatch.setattr(rt, "torch_cuda", lambda: False)
+    assert rt.choose("auto", device="auto", providers=CPU_ONLY).device == "cpu"

@@ -326,7 +326,7 @@ class FinetunedRelevance(SemanticRelevance):
 
     def _predict(self, texts: Sequence[str]) -> np.ndarray:
         scorer, lock = self._load()
-        with lock:  # one text batch at a time per model: the tokenizer is not safe to share between threads
+        with lock:  # one text batch at a time per model (one ONNX Runtime session, sized for one batch)
             probs = scorer.predict_proba(list(texts))
         return probs[:, RELEVANCE_CLASSES.index("relevant")]
 

@@ -225,6 +225,8 @@ def backfill_file(
         return report
     skip = int(state.get("units") or 0)
     report.resumed_from = skip
+    if checker.relevance.stage_two is not None:  # before anything of the import is open
+        _prepare(checker.relevance.stage_two)
     quarantine = Quarantine(options.quarantine_dir, path, fp, options.bad_sample)
     importer = UnitImporter(
         store=store, checker=checker, reader=reader, report=report, quarantine=quarantine,
@@ -233,8 +235,6 @@ def backfill_file(
     )
     stage_two = checker.relevance.stage_two
     embedded_before = stage_two.embedded if stage_two is not None else 0
-    if stage_two is not None:
-        _prepare(stage_two)
     patterns = checker.bulk_patterns() if options.bulk and fmt == "reddit" else None
     report.reader = "bulk" if patterns is not None else "line"
     at = _At(skip)
