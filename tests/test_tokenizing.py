@@ -96,3 +96,18 @@ def test_scoring_on_onnx_runtime_imports_neither_torch_nor_transformers(packaged
     name, torch_loaded, transformers_loaded, *labels = second.stdout.split(maxsplit=3)
     assert (name, torch_loaded, transformers_loaded) == ("second", "False", "False"), second.stdout
     assert labels == first.stdout.split(maxsplit=3)[3:]  # the same labels either way
+
+
+def test_tokenizer_files_it_cannot_reproduce_go_to_transformers(packaged: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(packaged / name, tmp_path / name)
+    assert isinstance(load_tokenizer(tmp_path), FastTokenizer)
+    spec = json.loads((tmp_path / "tokenizer.json").read_text(encoding="utf-8"))
+    (tmp_path / "tokenizer.json").write_text(json.dumps({**spec, "post_processor": None}), encoding="utf-8")
+    assert not isinstance(load_tokenizer(tmp_path), FastTokenizer)  # transformers adds [CLS]/[SEP] itself there
+    (tmp_path / "tokenizer.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="cannot be read"):
+        FastTokenizer(tmp_path)
