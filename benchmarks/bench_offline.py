@@ -9,6 +9,9 @@ Modes:
   padding, ``torch.inference_mode``, every core);
 - ``ft-onnx``: ``load_scorer("minilm-ft")`` as users get it (ONNX Runtime fp32 on CPU);
 - ``ft-onnx-int8``: the same with ``precision=int8`` (opt-in; its quality gate is checked below);
+- ``ft-torch-bf16``: ``precision=bf16`` (opt-in: PyTorch's bfloat16 autocast), compared with the default
+  ``ft-onnx``, with the same quality gate; run only on a CPU that computes bfloat16 natively (AVX512-BF16 or
+  AMX: elsewhere it is emulated and slow);
 - ``head-st-encode``: the baseline for ``minilm``: ``SentenceTransformer.encode(texts, batch_size=64)`` of the
   packaged all-MiniLM-L6-v2, then the project's logistic head (numpy);
 - ``head-onnx``: ``load_scorer("minilm")`` as users get it (the shared encoder on ONNX Runtime).
@@ -39,8 +42,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchlib import VAL, agreement, alone, interleave, load_average, pair, run_child, spread
 
-MODES = ("ft-torch-b64", "ft-onnx", "ft-onnx-int8", "head-st-encode", "head-onnx")
-BASELINE = {"ft-onnx": "ft-torch-b64", "ft-onnx-int8": "ft-torch-b64", "head-onnx": "head-st-encode"}
+BASELINE = {"ft-onnx": "ft-torch-b64", "ft-onnx-int8": "ft-torch-b64", "ft-torch-bf16": "ft-onnx",
+            "head-onnx": "head-st-encode"}
+
+
+def _native_bf16() -> bool:
+    import torch
+
+    from sentiment.transformer import native_bf16
+
+    return native_bf16(torch.device("cpu"))
+
+
+MODES = ("ft-torch-b64", "ft-onnx", "ft-onnx-int8", *(("ft-torch-bf16",) if _native_bf16() else ()), "head-st-encode",
+         "head-onnx")
 CHUNK = 200
 
 
@@ -62,6 +77,8 @@ def make(mode: str) -> tuple[Callable[[list[str]], list[str]], dict[str, Any]]:
             scorer = MinilmFinetunedScorer(runtime="torch", batch_size=64, device="cpu")
             info["non_embedding_params"] = sum(p.numel() for name, p in scorer.model.named_parameters()
                                                if "embeddings" not in name)
+        elif mode == "ft-torch-bf16":
+            scorer = MinilmFinetunedScorer(device="cpu", precision="bf16", batch_size=64)
         else:
             scorer = MinilmFinetunedScorer(device="cpu", precision="int8" if mode.endswith("int8") else "auto")
         info |= {"model_id": scorer.model_id, "runtime": scorer.runtime, "batch_size": scorer.batch_size}
@@ -169,14 +186,17 @@ def report(single: dict, mixed: dict, args: argparse.Namespace) -> None:
         }
         print(f"{mode:<16} {rate[mode]:8.1f} {ratio:11.2f}x {spread(chunks):>28} {one.get('macro_recall', 0):13.4f} "
               f"{same:12.2%} {peak:12.0f} {1e6 / rate[mode] / 60:7.0f} min")
-    fp32, int8 = single.get("ft-onnx", {}), single.get("ft-onnx-int8", {})
-    if "labels" in fp32 and "labels" in int8:
-        same = agreement(fp32["labels"], int8["labels"])
-        delta = int8["macro_recall"] - fp32["macro_recall"]
+    fp32 = single.get("ft-onnx", {})
+    for mode, name in (("ft-onnx-int8", "int8"), ("ft-torch-bf16", "bf16")):
+        low = single.get(mode, {})
+        if "labels" not in fp32 or "labels" not in low:
+            continue
+        same = agreement(fp32["labels"], low["labels"])
+        delta = low["macro_recall"] - fp32["macro_recall"]
         passes = abs(delta) <= 0.005 and same >= 0.99
-        summary["ft-onnx-int8"] |= {"label_agreement_with_fp32": round(same, 4), "int8_gate_passed": passes}
-        print(f"\nint8 gate (macro recall within 0.005 of fp32 and >= 99% same labels): macro recall {delta:+.4f}, "
-              f"{same:.2%} same labels -> {'passes' if passes else 'fails: int8 stays opt-in'}")
+        summary[mode] |= {"label_agreement_with_fp32": round(same, 4), f"{name}_gate_passed": passes}
+        print(f"\n{name} gate (macro recall within 0.005 of fp32 and >= 99% same labels): macro recall {delta:+.4f}, "
+              f"{same:.2%} same labels -> {'passes' if passes else f'fails: {name} stays opt-in'}")
     d = summary["ft-onnx"]
     vs_head, _ = pair(mixed, "ft-onnx", "head-st-encode")
     print(f"goal: offline default >= 1,000 posts/s: {d['posts_per_s']:.0f} posts/s ({d['minutes_per_million']:.0f} min "

@@ -66,7 +66,7 @@ BUILD_COMMAND = (
 RETRAIN = {"stance": "python -m sentiment.finetune_stance", "relevance": "python -m aimusic.debate.train_relevance_ft"}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 #: ``auto``: fp32 (fp16 on a CUDA GPU); ``int8``: ONNX Runtime's dynamic quantisation, opt-in (see docs/models.md)
-PRECISIONS = ("auto", "fp32", "fp16", "int8")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
 
 
 # --------------------------------------------------------------------------------------------- the weights file
@@ -196,8 +196,9 @@ class MinilmFinetunedScorer(Scorer):
 
     ``model_id`` is ``minilm-ft@<first 12 hex of the weights file's sha256>``: a retrained model gets a new id.
     The file pins the encoder weights it was trained on (their sha256), so the id names the whole model.
-    Reduced precision is part of the id (``+int8``: ONNX Runtime's dynamic int8, opt-in; ``+fp16``: the GPU
-    path), the runtime is not (ONNX Runtime and PyTorch compute the same fp32 probabilities, see
+    Reduced precision is part of the id (``+int8``: ONNX Runtime's dynamic int8, opt-in; ``+bf16``: PyTorch's
+    bfloat16 autocast, opt-in, for CPUs that compute it natively; ``+fp16``: the GPU path), the runtime is not
+    (ONNX Runtime and PyTorch compute the same fp32 probabilities, see
     :mod:`sentiment.runtime`).
     """
 
@@ -242,6 +243,8 @@ class MinilmFinetunedScorer(Scorer):
         half = self.plan.half and precision in ("auto", "fp16")
         if precision == "fp16" and not self.plan.half:
             raise ScorerError("precision=fp16 runs on a CUDA GPU with the PyTorch runtime only")
+        if precision == "bf16" and setting == "onnx":
+            raise ScorerError("precision=bf16 runs on PyTorch (AIMUSIC_RUNTIME=auto or torch), not ONNX Runtime")
         self.tokenizer = load_tokenizer(encoder_dir)  # no transformers (and so no torch) import when it can
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
         self.batch_size = batch_size or self.plan.batch_size
@@ -254,7 +257,9 @@ class MinilmFinetunedScorer(Scorer):
                                        int8=precision == "int8", child=child)
             return rt.OnnxModel(graph, self.plan, threads=threads)
 
-        self.onnx = rt.try_onnx("minilm-ft", self.plan, load_onnx, strict=setting == "onnx" or precision == "int8")
+        # bf16: PyTorch's autocast (a CPU with AVX512-BF16 or AMX computes it natively; docs/models.md "bf16")
+        self.onnx = None if precision == "bf16" else rt.try_onnx("minilm-ft", self.plan, load_onnx,
+                                                                  strict=setting == "onnx" or precision == "int8")
         self.runtime = "onnx" if self.onnx is not None else "torch"
         self.device = self.plan.device  # "cpu" or "cuda"
         self.model: Any = None  # the PyTorch model (sentiment.finetuned_torch.SentimentNet) when not on ONNX
@@ -267,8 +272,15 @@ class MinilmFinetunedScorer(Scorer):
                 torch.set_num_threads(threads or rt.all_cores())
             self.model, _ = build_model(self.adapter, encoder_dir, check_base=False)
             self.model.to(torch.device(self.device))
-        self.half = half and self.onnx is None
-        self.precision = "int8" if precision == "int8" else ("fp16" if self.half else "fp32")
+            if precision == "bf16":
+                from sentiment.transformer import native_bf16
+
+                if not native_bf16(torch.device(self.device)):
+                    log.warning("minilm-ft: precision=bf16 on a %s that does not compute bfloat16 natively: slower "
+                                "than fp32 here", self.device)
+        self.half = half and self.onnx is None and precision != "bf16"
+        self.bf16 = precision == "bf16"
+        self.precision = "int8" if precision == "int8" else ("bf16" if self.bf16 else "fp16" if self.half else "fp32")
         suffix = "" if self.precision == "fp32" else f"+{self.precision}"
         self.model_id = f"minilm-ft@{self.adapter.sha256[:12]}{suffix}"
         self.provenance = read_provenance(path.with_suffix(".json"))
@@ -294,8 +306,9 @@ class MinilmFinetunedScorer(Scorer):
         from sentiment.finetuned_torch import predict_logits
 
         assert self.model is not None
+        autocast = torch.bfloat16 if self.bf16 else torch.float16 if self.half else None
         logits = predict_logits(self.model, ids, self.pad_id, batch_size=self.batch_size, device=self.device,
-                                autocast=torch.float16 if self.half else None)
+                                autocast=autocast)
         return softmax(logits)
 
 

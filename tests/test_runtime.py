@@ -348,3 +348,14 @@ def test_the_gpu_probe_follows_the_device_asked_for(monkeypatch):
     assert rt.choose("torch", device="cuda", providers=CPU_ONLY).device == "cuda"
     monkeypatch.setattr(rt, "torch_cuda", lambda: False)
     assert rt.choose("auto", device="auto", providers=CPU_ONLY).device == "cpu"
+
+
+def test_bf16_is_an_opt_in_pytorch_precision_with_its_own_id(tiny_bert, adapter, monkeypatch):
+    fp32 = MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, device="cpu")
+    bf16 = MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, device="cpu", precision="bf16")
+    assert (bf16.runtime, bf16.precision, bf16.onnx) == ("torch", "bf16", None)
+    assert bf16.model_id == fp32.model_id + "+bf16"  # never mixed with fp32 scores
+    np.testing.assert_allclose(bf16.predict_proba(TEXTS), fp32.predict_proba(TEXTS), atol=0.05)
+    monkeypatch.setenv("AIMUSIC_RUNTIME", "onnx")
+    with pytest.raises(ScorerError, match="precision=bf16 runs on PyTorch"):
+        MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, device="cpu", precision="bf16")
