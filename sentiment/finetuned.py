@@ -278,9 +278,8 @@ class MinilmFinetunedScorer(Scorer):
                 if not native_bf16(torch.device(self.device)):
                     log.warning("minilm-ft: precision=bf16 on a %s that does not compute bfloat16 natively: slower "
                                 "than fp32 here", self.device)
-        self.half = half and self.onnx is None and precision != "bf16"
-        self.bf16 = precision == "bf16"
-        self.precision = "int8" if precision == "int8" else ("bf16" if self.bf16 else "fp16" if self.half else "fp32")
+        half = half and self.onnx is None
+        self.precision = precision if precision in ("int8", "bf16") else "fp16" if half else "fp32"
         suffix = "" if self.precision == "fp32" else f"+{self.precision}"
         self.model_id = f"minilm-ft@{self.adapter.sha256[:12]}{suffix}"
         self.provenance = read_provenance(path.with_suffix(".json"))
@@ -306,7 +305,7 @@ class MinilmFinetunedScorer(Scorer):
         from sentiment.finetuned_torch import predict_logits
 
         assert self.model is not None
-        autocast = torch.bfloat16 if self.bf16 else torch.float16 if self.half else None
+        autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         logits = predict_logits(self.model, ids, self.pad_id, batch_size=self.batch_size, device=self.device,
                                 autocast=autocast)
         return softmax(logits)

@@ -37,6 +37,10 @@ class FastTokenizer:
         pad = pad.get("content") if isinstance(pad, dict) else pad
         self.pad_token_id = self._tok.token_to_id(str(pad))
         self.model_max_length = int(config.get("model_max_length") or 512)
+        # what this class reproduces: special tokens added by the file's post-processor (else transformers adds
+        # them itself) and truncation on the right (the default)
+        self.reproducible = (self._tok.post_processor is not None
+                             and config.get("truncation_side", "right") == "right")
         # transformers' tokenizers keep this dict of warnings already given; callers silence one through it
         self.deprecation_warnings: dict[str, bool] = {}
         # how many special tokens a single text gets ([CLS] ... [SEP] for BERT: 1 before, 1 after)
@@ -83,22 +87,16 @@ def _config(model_dir: Path) -> dict[str, Any]:
 
 
 def load_tokenizer(model_dir: Path) -> Any:
-    """:class:`FastTokenizer` when ``model_dir`` has a ``tokenizer.json`` that adds its own special tokens (a
-    post-processor) and truncates on the right (the default), else ``AutoTokenizer.from_pretrained``."""
+    """:class:`FastTokenizer` when ``model_dir`` has a ``tokenizer.json`` it reproduces
+    (:attr:`FastTokenizer.reproducible`), else ``AutoTokenizer.from_pretrained``."""
     model_dir = Path(model_dir)
-    if _fast_enough(model_dir):
-        return FastTokenizer(model_dir)
+    if (model_dir / "tokenizer.json").is_file():
+        try:
+            fast = FastTokenizer(model_dir)
+        except ValueError:  # unreadable here: transformers says why
+            fast = None
+        if fast is not None and fast.reproducible:
+            return fast
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model_dir)
-
-
-def _fast_enough(model_dir: Path) -> bool:
-    """The cases :class:`FastTokenizer` reproduces: a readable ``tokenizer.json`` with a post-processor (else
-    transformers adds the special tokens itself) and no left-side truncation in ``tokenizer_config.json``."""
-    try:
-        spec = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (isinstance(spec, dict) and bool(spec.get("post_processor"))
-            and _config(model_dir).get("truncation_side", "right") == "right")
