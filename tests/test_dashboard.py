@@ -354,6 +354,36 @@ def test_new_run_shows_without_restart(monkeypatch: pytest.MonkeyPatch, db_copy:
     assert store.count("posts") > 0
 
 
+def test_open_page_notices_new_data_by_itself(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                              db_copy: Path) -> None:
+    """What the page's watcher (a fragment run every WATCH_SECONDS; the browser test sees it redraw) asks."""
+    from aimusic.dashboard.db import DashboardDb
+    from aimusic.dashboard.page import data_moved
+    from aimusic.store import read_keeper
+    from aimusic.store.dashboard_facts import peek_version
+
+    read_keeper.release_all()
+    page = DashboardDb(db_copy)
+    drawn = peek_version(db_copy).key()
+    assert not data_moved(page, drawn)
+    assert read_keeper.kept_files() == []  # it watches on a short connection: an idle page still lets go
+    seed(db_copy, 50, seed_value=5, days=20)
+    assert data_moved(page, drawn)
+    assert not data_moved(page, peek_version(db_copy).key())
+    # a page drawn with no file to show redraws once the file (or, with no file configured, the demo one) exists
+    later = tmp_path / "later.duckdb"
+    monkeypatch.setenv("AIMUSIC_DB", str(later))
+    assert not data_moved(DashboardDb(later), None)
+    Store(later)
+    assert data_moved(DashboardDb(later), None)
+
+    def busy(*args, **kwargs):
+        raise StoreError("database is busy")
+
+    monkeypatch.setattr("aimusic.store.dashboard_facts.peek_version", busy)
+    assert not data_moved(page, drawn)  # a busy file is asked again at the next check, never an error
+
+
 def test_empty_and_missing_databases(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     at = app(monkeypatch, tmp_path / "nothing-here.duckdb")
     assert "aimusic run" in texts(at) and "aimusic demo" in texts(at)

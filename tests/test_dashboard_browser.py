@@ -130,3 +130,36 @@ def test_dashboard_in_chromium(served, tmp_path: Path) -> None:
     for file in (shot, shot_compare):
         shutil.copy(file, OUT / file.name)
         print(f"screenshot: {file} (copied to {OUT / file.name})")
+
+
+def test_open_page_follows_new_data_without_a_click(served) -> None:
+    """A page left open while a monitoring pass writes (the quickstart opens it during the first pass) redraws by
+    itself: the Posts figure moves to the new count with no interaction."""
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download)")
+    from dashboard_testkit import seed
+
+    from aimusic.dashboard.page import WATCH_SECONDS
+
+    url, db = served
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1600})
+            page.goto(url, wait_until="domcontentloaded")
+            page.get_by_text("Volume by source").wait_for(timeout=60_000)
+            _settle(page)
+            before = int(page.locator('[data-testid="stMetricValue"]').first.inner_text().replace(",", ""))
+            seed(db, 300, seed_value=5, days=20, offset=6000)  # what a pass commits; the page's reader lets go
+            with duckdb.connect(str(db), read_only=True) as con:
+                total = con.execute("SELECT count(*) FROM posts").fetchall()[0][0]
+            assert total > before
+            started = time.monotonic()
+            page.wait_for_function(
+                "n => { const v = document.querySelector('[data-testid=\"stMetricValue\"]');"
+                " return v && parseInt(v.innerText.replace(/,/g, '')) === n; }",
+                arg=total, timeout=(WATCH_SECONDS * 3 + 30) * 1000,
+            )
+            print(f"redrawn {time.monotonic() - started:.1f}s after the write (checks every {WATCH_SECONDS:.0f}s)")
+            assert page.locator('[data-testid="stException"]').count() == 0
+        finally:
+            browser.close()

@@ -67,7 +67,8 @@ def filter_sidebar(options: Options) -> FilterState:
                  "with the most scores.",
         )
     else:
-        sb.caption("Sentiment model: none yet (run `aimusic score`).")
+        sb.caption("Sentiment model: no scores yet. A monitoring pass scores its posts after collecting them, and "
+                   "this page shows them when they land; `aimusic score` scores stored posts.")
     min_engagement = sb.number_input(
         "Minimum engagement", min_value=0, value=0, step=1, key="min_engagement", bind="query-params",
         help="likes/score + replies + reposts",

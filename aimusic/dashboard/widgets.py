@@ -20,7 +20,8 @@ from aimusic.store.queries import Filters, export, guard_csv_frame
 
 EMPTY_HELP = (
     "Collect posts with `aimusic run` (every source that can run here; credentials go in `.env`), or try the "
-    "dashboard on synthetic posts with `aimusic demo` (written to `data/demo.duckdb`), then reload this page."
+    "dashboard on synthetic posts with `aimusic demo` (written to `data/demo.duckdb`): this page shows the posts "
+    "by itself when they land."
 )
 
 

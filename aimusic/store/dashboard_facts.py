@@ -192,6 +192,14 @@ def data_version(db: str | Path) -> DataVersion:
     return read(db, read_version)
 
 
+def peek_version(db: str | Path, *, wait: float = 1.0) -> DataVersion:
+    """:func:`read_version` on a short read-only connection of its own, waiting at most ``wait`` seconds for a
+    busy file (then :class:`StoreError`). It leaves the kept connection alone, so a page that only watches for
+    new data still lets the file go when idle."""
+    with Store(db, read_only=True, lock_wait=wait).connect() as con:
+        return read_version(con)
+
+
 #: how long the dashboard waits for a writer (a monitoring pass) before answering from the in-memory copy instead
 SUMMARY_LOCK_WAIT = 2.0
 
