@@ -196,7 +196,8 @@ class MinilmFinetunedScorer(Scorer):
 
     ``model_id`` is ``minilm-ft@<first 12 hex of the weights file's sha256>``: a retrained model gets a new id.
     The file pins the encoder weights it was trained on (their sha256), so the id names the whole model.
-    Reduced precision is part of the id (``+int8``: ONNX Runtime's dynamic int8, opt-in; ``+bf16``: PyTorch's
+    Reduced precision is part of the id (``+int8``: ONNX Runtime's dynamic int8, opt-in, ``+int8-sq<hex>`` when
+    smoothed first with the shipped calibration, :mod:`sentiment.int8_smoothing`; ``+bf16``: PyTorch's
     bfloat16 autocast, opt-in, for CPUs that compute it natively; ``+fp16``: the GPU path), the runtime is not
     (ONNX Runtime and PyTorch compute the same fp32 probabilities, see
     :mod:`sentiment.runtime`).
@@ -216,6 +217,7 @@ class MinilmFinetunedScorer(Scorer):
         runtime: str | None = None,
         precision: str = "auto",
         task: str = "sentiment",
+        int8_calibration: Path | None = None,
     ) -> None:
         from sentiment import runtime as rt
         from sentiment.tokenizing import load_tokenizer
@@ -250,12 +252,30 @@ class MinilmFinetunedScorer(Scorer):
         self.batch_size = batch_size or self.plan.batch_size
         self.max_tokens = max_tokens
 
+        #: int8 only: the smoothing calibration in use (None: plain int8), see sentiment.int8_smoothing
+        self.smoothing: Any = None
+
         def load_onnx() -> rt.OnnxModel:
             key = f"{self.adapter.sha256}|{encoder_sha}"
             child = ("sentiment.finetuned_torch:export_file_graph", (str(path), str(encoder_dir)))
-            graph, _ = rt.cached_graph("minilm-ft", key, functools.partial(_export, self.adapter, encoder_dir),
-                                       int8=precision == "int8", child=child)
-            return rt.OnnxModel(graph, self.plan, threads=threads)
+            export = functools.partial(_export, self.adapter, encoder_dir)
+            if precision != "int8":
+                return rt.OnnxModel(rt.cached_graph("minilm-ft", key, export, child=child)[0], self.plan,
+                                    threads=threads)
+            from sentiment import int8_smoothing as sq
+
+            self.smoothing = sq.for_adapter(self.adapter.sha256, Path(int8_calibration or sq.CALIBRATION_FILE))
+            if self.smoothing is not None:
+                rewrite = functools.partial(sq.smooth_graph, smoothing=self.smoothing)
+                try:
+                    graph, _ = rt.cached_graph("minilm-ft", key, export, int8=True, child=child,
+                                               before_int8=(f"int8-sq{self.smoothing.sha256[:12]}", rewrite))
+                    return rt.OnnxModel(graph, self.plan, threads=threads)
+                except ValueError as exc:  # a graph from another exporter: its tensors have other names
+                    log.warning("minilm-ft int8: the calibration does not fit this graph (%s): plain int8", exc)
+                    self.smoothing = None
+            return rt.OnnxModel(rt.cached_graph("minilm-ft", key, export, int8=True, child=child)[0], self.plan,
+                                threads=threads)
 
         # bf16: PyTorch's autocast (a CPU with AVX512-BF16 or AMX computes it natively; docs/models.md "bf16")
         self.onnx = None if precision == "bf16" else rt.try_onnx("minilm-ft", self.plan, load_onnx,
@@ -281,6 +301,8 @@ class MinilmFinetunedScorer(Scorer):
         half = half and self.onnx is None
         self.precision = precision if precision in ("int8", "bf16") else "fp16" if half else "fp32"
         suffix = "" if self.precision == "fp32" else f"+{self.precision}"
+        if self.smoothing is not None:  # smoothed int8 computes other scores than plain int8: its own id
+            suffix += f"-sq{self.smoothing.sha256[:8]}"
         self.model_id = f"minilm-ft@{self.adapter.sha256[:12]}{suffix}"
         self.provenance = read_provenance(path.with_suffix(".json"))
         log.info("loaded %s (%s) on %s (%s)", self.model_id, task, self.runtime, self.device)

@@ -314,11 +314,14 @@ def _no_quantizer_chatter(record: logging.LogRecord) -> bool:
 
 
 def cached_graph(kind: str, key: str, build: Callable[[Path], None], *, int8: bool = False,
-                 child: child_export.Recipe | None = None) -> tuple[Path, bool]:
+                 child: child_export.Recipe | None = None,
+                 before_int8: tuple[str, Callable[[Path, Path], None]] | None = None) -> tuple[Path, bool]:
     """The cached graph for (``kind``, ``key``), exporting it with ``build(path)`` when missing (and quantising it
     when ``int8``); returns (path, whether anything was built now). Inside ``exports_in_child``, ``child``
     (when given) exports it in a child process instead of ``build``
-    (:func:`sentiment.child_export.exports_in_child`)."""
+    (:func:`sentiment.child_export.exports_in_child`). ``before_int8`` = (variant name, ``rewrite(fp32, target)``):
+    a rewrite of the fp32 graph (smoothing, :mod:`sentiment.int8_smoothing`) quantised instead of it, cached as
+    that variant."""
     fp32 = graph_path(kind, key)
     built = False
     if not fp32.is_file():
@@ -334,9 +337,15 @@ def cached_graph(kind: str, key: str, build: Callable[[Path], None], *, int8: bo
         built = True
     if not int8:
         return fp32, built
-    q8 = graph_path(kind, key, "int8")
+    q8 = graph_path(kind, key, before_int8[0] if before_int8 else "int8")
     if not q8.is_file():
-        quantize_graph(fp32, q8)
+        if before_int8 is None:
+            quantize_graph(fp32, q8)
+        else:
+            with tempfile.TemporaryDirectory(prefix="aimusic-int8-", dir=q8.parent) as tmp:
+                rewritten = Path(tmp) / "rewritten.onnx"
+                before_int8[1](fp32, rewritten)
+                quantize_graph(rewritten, q8)
         built = True
     return q8, built
 

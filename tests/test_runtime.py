@@ -175,6 +175,52 @@ def test_int8_is_opt_in_named_in_the_id_and_close(tiny_bert, adapter, cache):
         MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, device="cpu", runtime="torch", precision="int8")
 
 
+def test_smoothed_int8_same_function_own_id_and_fallbacks(tiny_bert, adapter, cache, tmp_path, caplog):
+    """Smoothing (sentiment.int8_smoothing) rewrites the graph without changing its fp32 function; int8 scorers
+    use it under their own id when the calibration fits the adapter and the graph, and plain int8 otherwise."""
+    from sentiment import int8_smoothing as sq
+
+    fp32 = MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, device="cpu")
+    sha = Adapter.load(adapter).sha256
+    calibration = sq.Smoothing(sq.calibrate(fp32, TEXTS * 3), sq.ALPHA, sha, "")
+    calibration.save(tmp_path / "cal.npz", {"what": "test"})
+    loaded = sq.Smoothing.load(tmp_path / "cal.npz")
+    assert loaded.adapter_sha256 == sha and set(loaded.maxima) == set(calibration.maxima)
+    sq.smooth_graph(Path(fp32.onnx.path), tmp_path / "smoothed.onnx", loaded)
+    smoothed = rt.OnnxModel(tmp_path / "smoothed.onnx", fp32.plan)
+    ids, mask = rt.pad([[2, 7, 9, 3], [2, 11, 3]], 0)
+    np.testing.assert_allclose(smoothed(ids, mask), fp32.onnx(ids, mask), atol=1e-5)
+
+    int8 = MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, device="cpu", precision="int8",
+                                 int8_calibration=tmp_path / "cal.npz")
+    assert int8.model_id == f"{fp32.model_id}+int8-sq{loaded.sha256[:8]}" and int8.smoothing is not None
+    assert [p.name.split("-")[3] for p in cache.glob("minilm-ft-int8-*.onnx")] == [f"sq{loaded.sha256[:12]}"]
+    np.testing.assert_allclose(int8.predict_proba(TEXTS), fp32.predict_proba(TEXTS), atol=0.1)
+
+    # made for another adapter, or naming tensors this graph lacks: plain int8, said in one line
+    sq.Smoothing(calibration.maxima, sq.ALPHA, "0" * 64, "").save(tmp_path / "other.npz", {})
+    renamed = {f"x{i}": v for i, v in enumerate(calibration.maxima.values())}
+    sq.Smoothing(renamed, sq.ALPHA, sha, "").save(tmp_path / "renamed.npz", {})
+    for name, why in (("other.npz", "another adapter"), ("renamed.npz", "does not fit this graph"),
+                      ("missing.npz", "no usable calibration")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            plain = MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, device="cpu", precision="int8",
+                                          int8_calibration=tmp_path / name)
+        assert plain.model_id == fp32.model_id + "+int8" and plain.smoothing is None
+        assert why in caplog.text
+
+
+def test_shipped_int8_calibration_is_the_shipped_adapters():
+    from sentiment import int8_smoothing as sq
+    from sentiment.finetuned import WEIGHTS_FILE
+
+    shipped = sq.for_adapter(Adapter.load(WEIGHTS_FILE).sha256)
+    assert shipped is not None and shipped.alpha == sq.ALPHA
+    assert len(shipped.maxima) == 24  # 6 layers x (Q/K/V, attention output, FFN up, FFN down)
+    assert all(m.ndim == 1 and (m > 0).all() for m in shipped.maxima.values())
+
+
 # ------------------------------------------------------------------------------------------------ fallback
 
 
