@@ -51,7 +51,8 @@ def quantize(source: Path, target: Path, exclude: list[str] | None = None) -> No
 
 def _texts(path: Path) -> list[tuple[str, str]]:
     with path.open(encoding="utf-8", newline="") as fh:
-        return [(r["label"], r["text"]) for r in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)]
+        return [(r["label"], r["text"]) for r in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+                if r.get("text")]  # as `python -m sentiment.int8_smoothing` reads train.tsv
 
 
 def main() -> None:

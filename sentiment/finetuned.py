@@ -196,8 +196,8 @@ class MinilmFinetunedScorer(Scorer):
 
     ``model_id`` is ``minilm-ft@<first 12 hex of the weights file's sha256>``: a retrained model gets a new id.
     The file pins the encoder weights it was trained on (their sha256), so the id names the whole model.
-    Reduced precision is part of the id (``+int8``: ONNX Runtime's dynamic int8, opt-in, ``+int8-sq<hex>`` when
-    smoothed first with the shipped calibration, :mod:`sentiment.int8_smoothing`; ``+bf16``: PyTorch's
+    Reduced precision is part of the id (``+int8``: ONNX Runtime's dynamic int8, opt-in, ``+int8-sq<version>.<hex>``
+    when smoothed first with the shipped calibration, :mod:`sentiment.int8_smoothing`; ``+bf16``: PyTorch's
     bfloat16 autocast, opt-in, for CPUs that compute it natively; ``+fp16``: the GPU path), the runtime is not
     (ONNX Runtime and PyTorch compute the same fp32 probabilities, see
     :mod:`sentiment.runtime`).
@@ -269,9 +269,9 @@ class MinilmFinetunedScorer(Scorer):
                 rewrite = functools.partial(sq.smooth_graph, smoothing=self.smoothing)
                 try:
                     graph, _ = rt.cached_graph("minilm-ft", key, export, int8=True, child=child,
-                                               before_int8=(f"int8-sq{self.smoothing.sha256[:12]}", rewrite))
+                                               before_int8=(f"int8-{self.smoothing.tag}", rewrite))
                     return rt.OnnxModel(graph, self.plan, threads=threads)
-                except ValueError as exc:  # a graph from another exporter: its tensors have other names
+                except sq.CalibrationMismatch as exc:  # a graph from another exporter: its tensors have other names
                     log.warning("minilm-ft int8: the calibration does not fit this graph (%s): plain int8", exc)
                     self.smoothing = None
             return rt.OnnxModel(rt.cached_graph("minilm-ft", key, export, int8=True, child=child)[0], self.plan,
@@ -302,7 +302,7 @@ class MinilmFinetunedScorer(Scorer):
         self.precision = precision if precision in ("int8", "bf16") else "fp16" if half else "fp32"
         suffix = "" if self.precision == "fp32" else f"+{self.precision}"
         if self.smoothing is not None:  # smoothed int8 computes other scores than plain int8: its own id
-            suffix += f"-sq{self.smoothing.sha256[:8]}"
+            suffix += f"-{self.smoothing.tag}"
         self.model_id = f"minilm-ft@{self.adapter.sha256[:12]}{suffix}"
         self.provenance = read_provenance(path.with_suffix(".json"))
         log.info("loaded %s (%s) on %s (%s)", self.model_id, task, self.runtime, self.device)

@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import io
 import json
 import logging
 import random
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,16 +37,23 @@ from typing import Any
 
 import numpy as np
 
-from sentiment.common import save_npz_reproducible, sha256_file
+from sentiment.common import save_npz_reproducible
 from sentiment.head import WEIGHTS_DIR
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = WEIGHTS_DIR / "minilm_ft_int8.npz"
+#: the rewrite's own version: part of the cached graph's name and of the model id (with the calibration's sha256),
+#: so a changed formula never reuses a graph or mixes scores under one id
+SMOOTHING_VERSION = 1
 ALPHA = 0.85
 CALIBRATION_TEXTS = 1024
 SEED = 0
 BUILD_COMMAND = "python -m sentiment.int8_smoothing --train ../shared/data/sentiment/train.tsv"
+
+
+class CalibrationMismatch(ValueError):
+    """The calibration does not name the graph's MatMul inputs (another exporter, or another model)."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +67,26 @@ class Smoothing:
 
     @classmethod
     def load(cls, path: Path = CALIBRATION_FILE) -> Smoothing:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            maxima = {name: np.asarray(data[f"max_{i}"], np.float32) for i, name in enumerate(meta["inputs"])}
-        return cls(maxima, float(meta["alpha"]), str(meta["adapter_sha256"]), sha256_file(path))
+        """Read (once: the bytes hashed are the bytes parsed) and check a calibration file; ``ValueError`` when
+        it is not one (truncated, malformed, or maxima that are not finite, positive vectors)."""
+        raw = Path(path).read_bytes()
+        try:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                maxima = {str(name): np.asarray(data[f"max_{i}"], np.float32)
+                          for i, name in enumerate(meta["inputs"])}
+            alpha, adapter = float(meta["alpha"]), str(meta["adapter_sha256"])
+        except (OSError, EOFError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"not a calibration file ({type(exc).__name__}: {exc})") from None
+        bad = [n for n, m in maxima.items() if m.ndim != 1 or not np.isfinite(m).all() or (m < 0).any()]
+        if bad or not maxima or not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"malformed calibration (alpha {alpha}, {len(bad)} bad maxima of {len(maxima)})")
+        return cls(maxima, alpha, adapter, hashlib.sha256(raw).hexdigest())
+
+    @property
+    def tag(self) -> str:
+        """What names the smoothed graph and the scores: the rewrite's version and the calibration file."""
+        return f"sq{SMOOTHING_VERSION}.{self.sha256[:12]}"
 
     def save(self, path: Path, provenance: dict[str, Any]) -> str:
         names = sorted(self.maxima)
@@ -76,7 +102,7 @@ def for_adapter(adapter_sha256: str, path: Path = CALIBRATION_FILE) -> Smoothing
     """The calibration of this adapter, or ``None`` (missing, unreadable or made for another adapter)."""
     try:
         smoothing = Smoothing.load(path)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError) as exc:
         log.warning("minilm-ft int8: no usable calibration file %s (%s): plain int8 (less faithful to fp32; "
                     "rebuild it with `%s`)", path, exc, BUILD_COMMAND)
         return None
@@ -122,19 +148,27 @@ def channel_maxima(graph: Path, feeds: list[dict[str, np.ndarray]]) -> dict[str,
 
 def smooth_graph(source: Path, target: Path, smoothing: Smoothing) -> None:
     """``source``'s graph with each MatMul input divided by ``s`` and its weights' rows multiplied by it (same
-    function in fp32). Raises ``ValueError`` when the calibration does not name this graph's MatMul inputs."""
+    function in fp32). Raises :class:`CalibrationMismatch` when the calibration does not name this graph's MatMul
+    inputs (or their widths)."""
     import onnx
     from onnx import helper, numpy_helper
 
     model = onnx.load(str(source))
     groups = matmul_inputs(model)
     if set(groups) != set(smoothing.maxima):
-        raise ValueError(f"the calibration names {len(smoothing.maxima)} MatMul inputs, the graph has "
-                         f"{len(groups)} ({len(set(groups) - set(smoothing.maxima))} unknown)")
+        raise CalibrationMismatch(f"the calibration names {len(smoothing.maxima)} MatMul inputs, the graph has "
+                                  f"{len(groups)} ({len(set(groups) - set(smoothing.maxima))} unknown)")
     inits = {i.name: i for i in model.graph.initializer}
+    readers: dict[str, int] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
     a = smoothing.alpha
     for x, nodes in groups.items():
         ws = [numpy_helper.to_array(inits[n.input[1]]) for n in nodes]
+        if any(w.ndim != 2 or w.shape[0] != smoothing.maxima[x].shape[0] for w in ws) or any(
+                readers[n.input[1]] != 1 for n in nodes):  # a shared weight would be scaled twice
+            raise CalibrationMismatch(f"the MatMuls reading {x} do not fit the calibration (shapes or shared weights)")
         wmax = np.max(np.stack([np.abs(w).max(axis=1) for w in ws]), axis=0)
         s = (np.maximum(smoothing.maxima[x], 1e-5) ** a / np.maximum(wmax, 1e-5) ** (1 - a)).astype(np.float32)
         for node, w in zip(nodes, ws, strict=True):

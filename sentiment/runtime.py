@@ -342,7 +342,7 @@ def cached_graph(kind: str, key: str, build: Callable[[Path], None], *, int8: bo
         if before_int8 is None:
             quantize_graph(fp32, q8)
         else:
-            with tempfile.TemporaryDirectory(prefix="aimusic-int8-", dir=q8.parent) as tmp:
+            with tempfile.TemporaryDirectory(prefix="aimusic-int8-") as tmp:  # the system's: nothing left here
                 rewritten = Path(tmp) / "rewritten.onnx"
                 before_int8[1](fp32, rewritten)
                 quantize_graph(rewritten, q8)

@@ -27,11 +27,11 @@ ARGUMENTS_MODEL = "test-arguments"
 
 
 def seed(path: Path, n: int, *, seed_value: int = 11, days: int = 120, synthetic: bool = True,
-         scored: bool = True, offset: int = 0) -> Store:
+         scored: bool = True, offset: int = 0, end: date = END) -> Store:
     """``n`` demo posts, relevance-filtered (so ``terms`` is filled) and entity-tagged (``posts.entities``) as a
     monitoring run leaves them, then scored by VADER."""
     topics = load_topics()
-    table = generate_table(n + offset, seed=seed_value, end=END, days=days, events=event_dates(topics)).slice(offset)
+    table = generate_table(n + offset, seed=seed_value, end=end, days=days, events=event_dates(topics)).slice(offset)
     if not synthetic:
         table = table.set_column(table.schema.get_field_index("synthetic"), "synthetic",
                                  pa.array(np.zeros(table.num_rows, dtype=bool)))

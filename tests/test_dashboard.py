@@ -363,6 +363,7 @@ def test_open_page_notices_new_data_by_itself(monkeypatch: pytest.MonkeyPatch, t
     from aimusic.store.dashboard_facts import peek_version
 
     read_keeper.release_all()
+    monkeypatch.setenv("AIMUSIC_DB", str(db_copy))
     page = DashboardDb(db_copy)
     drawn = peek_version(db_copy).key()
     assert not data_moved(page, drawn)
@@ -380,8 +381,35 @@ def test_open_page_notices_new_data_by_itself(monkeypatch: pytest.MonkeyPatch, t
     def busy(*args, **kwargs):
         raise StoreError("database is busy")
 
-    monkeypatch.setattr("aimusic.store.dashboard_facts.peek_version", busy)
-    assert not data_moved(page, drawn)  # a busy file is asked again at the next check, never an error
+    monkeypatch.setenv("AIMUSIC_DB", str(db_copy))
+    current = peek_version(db_copy).key()
+    with monkeypatch.context() as m:
+        m.setattr("aimusic.store.dashboard_facts.peek_version", busy)
+        assert not data_moved(page, "")  # a busy file is asked again at the next check, never an error
+    assert data_moved(page, "") and not data_moved(page, current)  # an unread page redraws once it can read
+    # a page showing the demo database switches once the configured one exists
+    monkeypatch.setattr("aimusic.dashboard.page.resolve_dashboard_db", lambda: DashboardDb(later))
+    assert data_moved(page, drawn)
+
+
+def test_window_ending_on_the_last_day_follows_new_days(monkeypatch: pytest.MonkeyPatch, db_copy: Path,
+                                                        first_day: date) -> None:
+    """What a redraw during a pass shows: the default window grows to the new last day; a window that ended on
+    the last day keeps ending on it; a window the user ended earlier stays."""
+    at = app(monkeypatch, db_copy)
+    narrowed = app(monkeypatch, db_copy, dates=[str(END - timedelta(days=29)), str(END)])
+    earlier = app(monkeypatch, db_copy, dates=[str(first_day), str(END - timedelta(days=10))])
+    before = as_int(metric(at, "Posts"))
+    new_end = END + timedelta(days=10)
+    seed(db_copy, 300, seed_value=5, days=20, end=new_end)
+    for page in (at, narrowed, earlier):
+        data_version.clear()
+        page.run()
+        assert not page.exception, page.exception
+    assert tuple(at.session_state["dates"]) == (first_day, new_end)
+    assert as_int(metric(at, "Posts")) == len(frame(db_copy)) > before
+    assert tuple(narrowed.session_state["dates"]) == (END - timedelta(days=29), new_end)
+    assert tuple(earlier.session_state["dates"]) == (first_day, END - timedelta(days=10))
 
 
 def test_empty_and_missing_databases(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -193,16 +193,21 @@ def test_smoothed_int8_same_function_own_id_and_fallbacks(tiny_bert, adapter, ca
 
     int8 = MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, device="cpu", precision="int8",
                                  int8_calibration=tmp_path / "cal.npz")
-    assert int8.model_id == f"{fp32.model_id}+int8-sq{loaded.sha256[:8]}" and int8.smoothing is not None
-    assert [p.name.split("-")[3] for p in cache.glob("minilm-ft-int8-*.onnx")] == [f"sq{loaded.sha256[:12]}"]
+    assert int8.model_id == f"{fp32.model_id}+int8-{loaded.tag}" and int8.smoothing is not None
+    assert loaded.tag == f"sq{sq.SMOOTHING_VERSION}.{loaded.sha256[:12]}"
+    assert [p.name.split("-")[3] for p in cache.glob("minilm-ft-int8-*.onnx")] == [loaded.tag]
     np.testing.assert_allclose(int8.predict_proba(TEXTS), fp32.predict_proba(TEXTS), atol=0.1)
 
     # made for another adapter, or naming tensors this graph lacks: plain int8, said in one line
     sq.Smoothing(calibration.maxima, sq.ALPHA, "0" * 64, "").save(tmp_path / "other.npz", {})
     renamed = {f"x{i}": v for i, v in enumerate(calibration.maxima.values())}
     sq.Smoothing(renamed, sq.ALPHA, sha, "").save(tmp_path / "renamed.npz", {})
+    nan = {k: np.full_like(v, np.nan) for k, v in calibration.maxima.items()}
+    sq.Smoothing(nan, sq.ALPHA, sha, "").save(tmp_path / "nan.npz", {})
+    (tmp_path / "corrupt.npz").write_bytes((tmp_path / "cal.npz").read_bytes()[:200])
     for name, why in (("other.npz", "another adapter"), ("renamed.npz", "does not fit this graph"),
-                      ("missing.npz", "no usable calibration")):
+                      ("missing.npz", "no usable calibration"), ("nan.npz", "no usable calibration"),
+                      ("corrupt.npz", "no usable calibration")):
         caplog.clear()
         with caplog.at_level(logging.WARNING):
             plain = MinilmFinetunedScorer(adapter, encoder_dir=tiny_bert, device="cpu", precision="int8",

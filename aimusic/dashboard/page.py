@@ -63,22 +63,34 @@ def _version(db: DashboardDb) -> DataVersion:
 
 def data_moved(db: DashboardDb, drawn: str | None) -> bool:
     """Whether the file holds other data than the page drew: a file to show appeared (``drawn`` is ``None``: there
-    was none; the demo database counts, as on a page drawn anew), or its data version moved (a monitoring pass
-    committed posts, scores or signals since). One short connection of its own, so an idle page still lets the
-    file go (:mod:`aimusic.store.read_keeper`). A file that cannot be read right now (a writer holds it for more
-    than a second) counts as unchanged: the next check asks again."""
+    was none; the demo database counts, as on a page drawn anew), another file is now the one to show (the
+    configured database appeared while the demo one was shown), or its data version moved (a monitoring pass
+    committed posts, scores or signals since; ``drawn`` is ``""`` when the page could not read the file at all).
+    One short connection of its own, so an idle page still lets the file go (:mod:`aimusic.store.read_keeper`).
+    A file that cannot be read right now (a writer holds it for more than a second) counts as unchanged: the
+    next check asks again."""
+    now = resolve_dashboard_db()
+    if now.path != db.path:  # e.g. the demo file was shown until the configured one appeared
+        return now.exists
     if drawn is None:
-        return resolve_dashboard_db().exists
+        return db.exists
     try:
         return dashboard_facts.peek_version(db.path).key() != drawn
     except (StoreError, NotAnAimusicDatabase, OSError):
         return False
 
 
+_ARMED = "_watch_armed"
+
+
 @st.fragment(run_every=WATCH_SECONDS)
 def _watch(db: DashboardDb, drawn: str | None) -> None:
     """Redraw the whole page (filters and view kept) once new data landed, so a page left open during a
-    monitoring pass (the quickstart opens it while the pass collects and scores) follows it by itself."""
+    monitoring pass (the quickstart opens it while the pass collects and scores) follows it by itself. Only the
+    timer's runs check: the page's own run, which just read the file, only arms it (and so can never loop)."""
+    if not st.session_state.get(_ARMED):
+        st.session_state[_ARMED] = True
+        return
     if data_moved(db, drawn):
         clear_caches()
         st.rerun(scope="app")
@@ -92,6 +104,7 @@ def _empty_state(db: DashboardDb, *, missing: bool) -> None:
 def main() -> None:
     st.set_page_config(page_title="AI-music debate monitor", page_icon=":material/graphic_eq:", layout="wide")
     st.title("The AI-music debate")
+    st.session_state[_ARMED] = False  # a full run: the watcher's next call is part of it (see _watch)
     db = resolve_dashboard_db()
     if db.note:
         st.caption(db.note)
@@ -109,6 +122,7 @@ def main() -> None:
     except StoreError as exc:
         st.warning(f"The database cannot be read right now: {exc}", icon=":material/hourglass:")
         st.button("Try again")
+        _watch(db, "")  # the first check that reads the file redraws the page
         return
     _watch(db, version.key())
 

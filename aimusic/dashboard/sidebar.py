@@ -22,6 +22,22 @@ def _window(picked: object, default: tuple[date | None, date | None]) -> tuple[d
     return st.session_state.get("_last_dates", default)
 
 
+def _follow_new_days(default: tuple[date | None, date | None]) -> None:
+    """When newer days land while the page is open (a monitoring pass), a window that was the default becomes
+    the new default, and one that ended on the data's last day ends on the new last day (its start kept); a
+    window the user ended earlier stays. Runs before the date widget, so it may set the widget's state."""
+    drawn = st.session_state.get("_drawn_default")
+    st.session_state["_drawn_default"] = default
+    current = st.session_state.get("dates")
+    if drawn is None or drawn == default or default[1] is None or not isinstance(current, Sequence):
+        return
+    current = tuple(current)
+    if current == tuple(drawn):
+        st.session_state["dates"] = default
+    elif len(current) == 2 and current[1] == drawn[1] and current[0] is not None and current[0] <= default[1]:
+        st.session_state["dates"] = (current[0], default[1])
+
+
 def _reset(options: Options) -> None:
     start, end = options.default_window()
     st.session_state["dates"] = (start, end)
@@ -38,6 +54,7 @@ def filter_sidebar(options: Options) -> FilterState:
     sb = st.sidebar
     sb.header("Filters")
     default = options.default_window()
+    _follow_new_days(default)
     picked = sb.date_input(
         "Dates (UTC, both days included)", value=default, min_value=options.first_day, max_value=options.last_day,
         key="dates", bind="query-params", format="YYYY-MM-DD",
