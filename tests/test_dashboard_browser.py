@@ -5,6 +5,7 @@ a copy goes to benchmarks/out/)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -12,8 +13,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -82,50 +85,57 @@ def _settle(page) -> None:
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)
 
 
+@contextlib.contextmanager
+def _overview(playwright: Any, url: str, *, height: int) -> Iterator[Any]:
+    """Headless Chromium on the served page, once its Overview has drawn."""
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": height})
+            page.goto(url, wait_until="domcontentloaded")
+            page.get_by_text("Volume by source").wait_for(timeout=60_000)
+            _settle(page)
+            yield page
+        finally:
+            browser.close()
+
+
 def test_dashboard_in_chromium(served, tmp_path: Path) -> None:
     playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download)")
     url, db = served
     with duckdb.connect(str(db), read_only=True) as con:  # the opening window is all the data (under a year)
         reddit = con.execute("SELECT count(*) FROM posts WHERE source = 'reddit'").fetchall()[0][0]
     shot, shot_compare = tmp_path / "dashboard.png", tmp_path / "dashboard-compare.png"
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            # tall enough for the whole Overview: Streamlit scrolls inside its own container, not the page
-            page = browser.new_page(viewport={"width": 1440, "height": 2500})
-            page.goto(url, wait_until="domcontentloaded")
-            page.get_by_text("Volume by source").wait_for(timeout=60_000)
-            _settle(page)
-            page.wait_for_function(
-                "document.querySelectorAll('.vega-embed svg, .vega-embed canvas').length >= 3", timeout=60_000
-            )
-            assert page.locator('[data-testid="stException"]').count() == 0
-            labels = page.locator('[data-testid="stMetricLabel"]').all_inner_texts()
-            assert {"Posts", "Authors", "Net sentiment"} <= {t.strip() for t in labels}
-            values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
-            assert all(v.strip() for v in values)
-            assert "DEMO DATA" in page.inner_text("body")
-            _settle(page)
-            page.screenshot(path=str(shot), full_page=True)
+    # tall enough for the whole Overview: Streamlit scrolls inside its own container, not the page
+    with _overview(playwright, url, height=2500) as page:
+        page.wait_for_function(
+            "document.querySelectorAll('.vega-embed svg, .vega-embed canvas').length >= 3", timeout=60_000
+        )
+        assert page.locator('[data-testid="stException"]').count() == 0
+        labels = page.locator('[data-testid="stMetricLabel"]').all_inner_texts()
+        assert {"Posts", "Authors", "Net sentiment"} <= {t.strip() for t in labels}
+        values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+        assert all(v.strip() for v in values)
+        assert "DEMO DATA" in page.inner_text("body")
+        _settle(page)
+        page.screenshot(path=str(shot), full_page=True)
 
-            page.get_by_text("Compare", exact=True).click()
-            page.get_by_text("Platforms side by side").wait_for(timeout=60_000)
-            _settle(page)
-            page.wait_for_function(
-                "document.querySelectorAll('.vega-embed svg, .vega-embed canvas').length >= 4", timeout=60_000
-            )
-            assert "view=Compare" in page.url  # the view switcher is kept in the URL
-            _settle(page)
-            page.screenshot(path=str(shot_compare), full_page=True)
+        page.get_by_text("Compare", exact=True).click()
+        page.get_by_text("Platforms side by side").wait_for(timeout=60_000)
+        _settle(page)
+        page.wait_for_function(
+            "document.querySelectorAll('.vega-embed svg, .vega-embed canvas').length >= 4", timeout=60_000
+        )
+        assert "view=Compare" in page.url  # the view switcher is kept in the URL
+        _settle(page)
+        page.screenshot(path=str(shot_compare), full_page=True)
 
-            # a filter carried by the URL is applied, and the figure follows it
-            page.goto(f"{url}/?source=reddit", wait_until="domcontentloaded")
-            page.get_by_text("Volume by source").wait_for(timeout=60_000)
-            _settle(page)
-            posts = page.locator('[data-testid="stMetricValue"]').first.inner_text()
-            assert int(posts.replace(",", "")) == reddit
-        finally:
-            browser.close()
+        # a filter carried by the URL is applied, and the figure follows it
+        page.goto(f"{url}/?source=reddit", wait_until="domcontentloaded")
+        page.get_by_text("Volume by source").wait_for(timeout=60_000)
+        _settle(page)
+        posts = page.locator('[data-testid="stMetricValue"]').first.inner_text()
+        assert int(posts.replace(",", "")) == reddit
     OUT.mkdir(parents=True, exist_ok=True)
     for file in (shot, shot_compare):
         shutil.copy(file, OUT / file.name)
@@ -141,25 +151,17 @@ def test_open_page_follows_new_data_without_a_click(served) -> None:
     from aimusic.dashboard.page import WATCH_SECONDS
 
     url, db = served
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1600})
-            page.goto(url, wait_until="domcontentloaded")
-            page.get_by_text("Volume by source").wait_for(timeout=60_000)
-            _settle(page)
-            before = int(page.locator('[data-testid="stMetricValue"]').first.inner_text().replace(",", ""))
-            seed(db, 300, seed_value=5, days=20, offset=6000)  # what a pass commits; the page's reader lets go
-            with duckdb.connect(str(db), read_only=True) as con:
-                total = con.execute("SELECT count(*) FROM posts").fetchall()[0][0]
-            assert total > before
-            started = time.monotonic()
-            page.wait_for_function(
-                "n => { const v = document.querySelector('[data-testid=\"stMetricValue\"]');"
-                " return v && parseInt(v.innerText.replace(/,/g, '')) === n; }",
-                arg=total, timeout=(WATCH_SECONDS * 3 + 30) * 1000,
-            )
-            print(f"redrawn {time.monotonic() - started:.1f}s after the write (checks every {WATCH_SECONDS:.0f}s)")
-            assert page.locator('[data-testid="stException"]').count() == 0
-        finally:
-            browser.close()
+    with _overview(playwright, url, height=1600) as page:
+        before = int(page.locator('[data-testid="stMetricValue"]').first.inner_text().replace(",", ""))
+        seed(db, 300, seed_value=5, days=20, offset=6000)  # what a pass commits; the page's reader lets go
+        with duckdb.connect(str(db), read_only=True) as con:
+            total = con.execute("SELECT count(*) FROM posts").fetchall()[0][0]
+        assert total > before
+        started = time.monotonic()
+        page.wait_for_function(
+            "n => { const v = document.querySelector('[data-testid=\"stMetricValue\"]');"
+            " return v && parseInt(v.innerText.replace(/,/g, '')) === n; }",
+            arg=total, timeout=(WATCH_SECONDS * 3 + 30) * 1000,
+        )
+        print(f"redrawn {time.monotonic() - started:.1f}s after the write (checks every {WATCH_SECONDS:.0f}s)")
+        assert page.locator('[data-testid="stException"]').count() == 0
