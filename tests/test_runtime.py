@@ -226,6 +226,16 @@ def test_shipped_int8_calibration_is_the_shipped_adapters():
     assert all(m.ndim == 1 and (m > 0).all() for m in shipped.maxima.values())
 
 
+@pytest.mark.slow
+def test_shipped_int8_is_smoothed_end_to_end(cache):
+    """The packaged model's int8, exported and quantised here: the shipped calibration fits the exported graph's
+    tensor names (an exporter that names them otherwise would fall back to plain int8 silently but for this)."""
+    int8 = MinilmFinetunedScorer(device="cpu", precision="int8")
+    assert int8.smoothing is not None and int8.model_id.endswith(f"+int8-{int8.smoothing.tag}")
+    probs = int8.predict_proba(["I love this song", "this AI slop is theft"])
+    assert probs.argmax(axis=1).tolist() == [2, 0]
+
+
 # ------------------------------------------------------------------------------------------------ fallback
 
 
