@@ -68,7 +68,7 @@ class Smoothing:
     @classmethod
     def load(cls, path: Path = CALIBRATION_FILE) -> Smoothing:
         """Read (once: the bytes hashed are the bytes parsed) and check a calibration file; ``ValueError`` when
-        it is not one (truncated, malformed, or maxima that are not finite, positive vectors)."""
+        it is not one (truncated, malformed, or maxima that are not finite, non-negative vectors)."""
         raw = Path(path).read_bytes()
         try:
             with np.load(io.BytesIO(raw), allow_pickle=False) as data:
