@@ -42,13 +42,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "sentiment"
 
 
-def quantize(source: Path, target: Path, exclude: list[str] | None = None) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                     nodes_to_exclude=exclude or [])
-
-
 def _texts(path: Path) -> list[tuple[str, str]]:
     with path.open(encoding="utf-8", newline="") as fh:
         return [(r["label"], r["text"]) for r in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -128,7 +121,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="int8_smoothing_") as tmp:
         for name, exclude in groups.items():
             target = Path(tmp) / "q.onnx"
-            quantize(fp32, target, exclude)
+            rt.quantize_graph(fp32, target, exclude)
             measure(name, target)
         use(fp32)
         maxima = sq.calibrate(scorer, calibration)
@@ -137,7 +130,7 @@ def main() -> None:
             sq.smooth_graph(fp32, smoothed, sq.Smoothing(maxima, alpha, scorer.adapter.sha256, ""))
             use(smoothed)
             same = float(np.mean(labels(val_texts) == base_val))
-            quantize(smoothed, target)
+            rt.quantize_graph(smoothed, target)
             measure(f"smoothed (a={alpha}) + int8 [fp32 smoothed: {same:.0%}]", target)
     best = max(results, key=lambda r: r["agreement_select"])
     passes = [r["setting"] for r in results if r["agreement_val"] >= 0.99

@@ -259,23 +259,22 @@ class MinilmFinetunedScorer(Scorer):
             key = f"{self.adapter.sha256}|{encoder_sha}"
             child = ("sentiment.finetuned_torch:export_file_graph", (str(path), str(encoder_dir)))
             export = functools.partial(_export, self.adapter, encoder_dir)
-            if precision != "int8":
-                return rt.OnnxModel(rt.cached_graph("minilm-ft", key, export, child=child)[0], self.plan,
-                                    threads=threads)
-            from sentiment import int8_smoothing as sq
+            graph = None
+            if precision == "int8":
+                from sentiment import int8_smoothing as sq
 
-            self.smoothing = sq.for_adapter(self.adapter.sha256, Path(int8_calibration or sq.CALIBRATION_FILE))
-            if self.smoothing is not None:
-                rewrite = functools.partial(sq.smooth_graph, smoothing=self.smoothing)
-                try:
-                    graph, _ = rt.cached_graph("minilm-ft", key, export, int8=True, child=child,
-                                               before_int8=(f"int8-{self.smoothing.tag}", rewrite))
-                    return rt.OnnxModel(graph, self.plan, threads=threads)
-                except sq.CalibrationMismatch as exc:  # a graph from another exporter: its tensors have other names
-                    log.warning("minilm-ft int8: the calibration does not fit this graph (%s): plain int8", exc)
-                    self.smoothing = None
-            return rt.OnnxModel(rt.cached_graph("minilm-ft", key, export, int8=True, child=child)[0], self.plan,
-                                threads=threads)
+                self.smoothing = sq.for_adapter(self.adapter.sha256, Path(int8_calibration or sq.CALIBRATION_FILE))
+                if self.smoothing is not None:
+                    rewrite = functools.partial(sq.smooth_graph, smoothing=self.smoothing)
+                    try:
+                        graph, _ = rt.cached_graph("minilm-ft", key, export, int8=True, child=child,
+                                                   before_int8=(f"int8-{self.smoothing.tag}", rewrite))
+                    except sq.CalibrationMismatch as exc:  # another exporter: its tensors have other names
+                        log.warning("minilm-ft int8: the calibration does not fit this graph (%s): plain int8", exc)
+                        self.smoothing = None
+            if graph is None:
+                graph, _ = rt.cached_graph("minilm-ft", key, export, int8=precision == "int8", child=child)
+            return rt.OnnxModel(graph, self.plan, threads=threads)
 
         # bf16: PyTorch's autocast (a CPU with AVX512-BF16 or AMX computes it natively; docs/models.md "bf16")
         self.onnx = None if precision == "bf16" else rt.try_onnx("minilm-ft", self.plan, load_onnx,

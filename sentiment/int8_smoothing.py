@@ -134,10 +134,9 @@ def channel_maxima(graph: Path, feeds: list[dict[str, np.ndarray]]) -> dict[str,
         model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     outputs = [o.name for o in session.get_outputs()]
-    wanted = set(names)
+    wanted, inputs = set(names), {i.name for i in session.get_inputs()}
     maxima: dict[str, np.ndarray] = {}
     for feed in feeds:
-        inputs = {i.name for i in session.get_inputs()}
         for name, value in zip(outputs, session.run(None, {k: v for k, v in feed.items() if k in inputs}),
                                strict=True):
             if name in wanted:

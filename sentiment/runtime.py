@@ -288,11 +288,12 @@ def wrap(model: Any, forward: Callable[[Any, Any, Any], Any]) -> Any:
     return Exported()
 
 
-def quantize_graph(source: Path, target: Path) -> Path:
+def quantize_graph(source: Path, target: Path, exclude: Sequence[str] = ()) -> Path:
     """Dynamic int8 quantisation (weights per output channel, activations per batch) of ``source``, atomically.
 
     Measured on the fine-tuned MiniLM and val.tsv: per-channel weight scales kept 97.0% of fp32's labels, one
-    scale per tensor 93.6% (macro recall 0.7428 and 0.7342 against fp32's 0.7413).
+    scale per tensor 93.6% (macro recall 0.7428 and 0.7342 against fp32's 0.7413). ``exclude``: names of nodes
+    left in fp32 (``benchmarks/bench_int8_smoothing.py`` tries some).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -300,7 +301,8 @@ def quantize_graph(source: Path, target: Path) -> Path:
         root = logging.getLogger()
         root.addFilter(_no_quantizer_chatter)
         try:
-            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                             nodes_to_exclude=list(exclude))
         finally:
             root.removeFilter(_no_quantizer_chatter)
 
